@@ -1,0 +1,36 @@
+# chronos-rs: the two commands of the README, plus fixtures and benchmarks.
+#   make forecast   build, then forecast the bundled example with the bundled model
+#   make test       build and run the test suite (what .ci/run runs)
+# Both install what they need first (scripts/setup.sh: a project-local venv with torch 2.11.0).
+
+CARGO ?= cargo
+EXAMPLE_MODEL ?= fixtures/bolt/models/bolt-reg
+EXAMPLE_INPUT ?= fixtures/example/m4_hourly_5.csv
+EXAMPLE_OUTPUT ?= target/example-forecast.csv
+
+.PHONY: setup setup-reference forecast test lint fixtures bench
+
+setup:
+	scripts/setup.sh
+
+setup-reference:
+	scripts/setup.sh --reference
+
+forecast: setup
+	$(CARGO) build --release --bin predict
+	target/release/predict --model $(EXAMPLE_MODEL) --input $(EXAMPLE_INPUT) \
+		--prediction-length 24 --quantiles 0.1,0.5,0.9 --output $(EXAMPLE_OUTPUT)
+	head -n 6 $(EXAMPLE_OUTPUT)
+
+test: setup
+	$(CARGO) test --release
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+fixtures: setup-reference
+	.venv/bin/python fixtures/generate.py
+
+bench: setup-reference
+	$(CARGO) bench --bench bolt
