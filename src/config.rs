@@ -1,0 +1,240 @@
+//! `config.json` of a Chronos checkpoint: the Hugging Face `T5Config` fields plus `chronos_config`
+//! and `chronos_pipeline_class`, mirrored by serde structs. Unknown HF fields are kept verbatim so a
+//! config read and written again is unchanged.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{ChronosError, Result};
+
+/// The T5 architecture part of `config.json` (names as in `transformers.T5Config`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct T5Config {
+    pub d_model: i64,
+    pub d_kv: i64,
+    pub d_ff: i64,
+    pub num_layers: i64,
+    /// Defaults to `num_layers`, as in HF.
+    #[serde(default)]
+    pub num_decoder_layers: Option<i64>,
+    pub num_heads: i64,
+    #[serde(default = "default_num_buckets")]
+    pub relative_attention_num_buckets: i64,
+    #[serde(default = "default_max_distance")]
+    pub relative_attention_max_distance: i64,
+    #[serde(default = "default_dropout")]
+    pub dropout_rate: f64,
+    #[serde(default = "default_eps")]
+    pub layer_norm_epsilon: f64,
+    #[serde(default = "default_initializer_factor")]
+    pub initializer_factor: f64,
+    /// `relu`, `gelu`, `gated-gelu`, `gated-silu`, ... (HF derives the activation and gating from it).
+    #[serde(default = "default_ff_proj")]
+    pub feed_forward_proj: String,
+    pub vocab_size: i64,
+    #[serde(default)]
+    pub pad_token_id: Option<i64>,
+    #[serde(default)]
+    pub eos_token_id: Option<i64>,
+    #[serde(default)]
+    pub decoder_start_token_id: Option<i64>,
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// Family-specific settings; parsed by [`ChronosBoltConfig`] or [`ChronosT5Config`].
+    #[serde(default)]
+    pub chronos_config: Option<Value>,
+    /// `ChronosPipeline` (default, as upstream) or `ChronosBoltPipeline`.
+    #[serde(default)]
+    pub chronos_pipeline_class: Option<String>,
+    /// Any other HF field, kept for writing the config back unchanged.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn default_num_buckets() -> i64 {
+    32
+}
+fn default_max_distance() -> i64 {
+    128
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_initializer_factor() -> f64 {
+    1.0
+}
+fn default_ff_proj() -> String {
+    "relu".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Activation of the T5 feed-forward blocks and of Bolt's residual blocks (`config.dense_act_fn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    /// Exact (erf) GELU, HF `gelu`.
+    Gelu,
+    /// Tanh-approximated GELU written out as HF's `gelu_new` (what `gated-gelu` means in T5);
+    /// same formula as [`Activation::GeluTanh`], different rounding.
+    GeluNew,
+    /// `F.gelu(approximate="tanh")`, HF `gelu_pytorch_tanh`.
+    GeluTanh,
+    Silu,
+}
+
+impl Activation {
+    fn from_hf(name: &str) -> Option<Self> {
+        match name {
+            "relu" => Some(Activation::Relu),
+            "gelu" => Some(Activation::Gelu),
+            "gelu_new" => Some(Activation::GeluNew),
+            "gelu_pytorch_tanh" => Some(Activation::GeluTanh),
+            "silu" | "swish" => Some(Activation::Silu),
+            _ => None,
+        }
+    }
+
+    /// Applies the activation, in place where that is autograd-safe (ReLU).
+    pub fn apply(self, mut xs: tch::Tensor) -> tch::Tensor {
+        match self {
+            Activation::Relu => {
+                let _ = xs.relu_();
+                xs
+            }
+            Activation::Gelu => xs.gelu("none"),
+            Activation::GeluNew => {
+                let inner = (&xs + xs.pow_tensor_scalar(3.0) * 0.044715)
+                    * (2.0 / std::f64::consts::PI).sqrt();
+                xs * 0.5 * (inner.tanh() + 1.0)
+            }
+            Activation::GeluTanh => xs.gelu("tanh"),
+            Activation::Silu => xs.silu(),
+        }
+    }
+}
+
+impl T5Config {
+    pub fn num_decoder_layers(&self) -> i64 {
+        self.num_decoder_layers.unwrap_or(self.num_layers)
+    }
+
+    /// `(activation, gated)` as HF's `T5Config.__init__` derives them from `feed_forward_proj`.
+    pub fn feed_forward(&self) -> std::result::Result<(Activation, bool), String> {
+        let proj = self.feed_forward_proj.as_str();
+        let parts: Vec<&str> = proj.split('-').collect();
+        let (gated, act) = match parts.as_slice() {
+            [act] => (false, *act),
+            ["gated", act] => (true, *act),
+            _ => return Err(format!("feed_forward_proj '{proj}' is not 'ACT' or 'gated-ACT'")),
+        };
+        let act = if proj == "gated-gelu" { "gelu_new" } else { act };
+        let act = Activation::from_hf(act)
+            .ok_or_else(|| format!("feed_forward_proj '{proj}': unsupported activation '{act}'"))?;
+        Ok((act, gated))
+    }
+
+    /// Reads and validates `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| ChronosError::io(path, e))?;
+        let cfg: T5Config = serde_json::from_str(&text).map_err(|e| ChronosError::Config {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        cfg.validate().map_err(|message| ChronosError::Config {
+            path: path.into(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        for (key, value) in [
+            ("d_model", self.d_model),
+            ("d_kv", self.d_kv),
+            ("d_ff", self.d_ff),
+            ("num_layers", self.num_layers),
+            ("num_decoder_layers", self.num_decoder_layers()),
+            ("num_heads", self.num_heads),
+            ("relative_attention_num_buckets", self.relative_attention_num_buckets),
+            ("relative_attention_max_distance", self.relative_attention_max_distance),
+            ("vocab_size", self.vocab_size),
+        ] {
+            if value <= 0 {
+                return Err(format!("'{key}' must be positive, got {value}"));
+            }
+        }
+        self.feed_forward()?;
+        Ok(())
+    }
+
+    /// The pipeline class named by the config (`ChronosPipeline` when absent, as upstream).
+    pub fn pipeline_class(&self) -> &str {
+        self.chronos_pipeline_class
+            .as_deref()
+            .unwrap_or("ChronosPipeline")
+    }
+
+    /// Parses `chronos_config` into a family's settings struct.
+    pub fn chronos<C: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<C> {
+        let value = self.chronos_config.clone().ok_or_else(|| ChronosError::Config {
+            path: path.into(),
+            message: "no 'chronos_config': not a Chronos config file".into(),
+        })?;
+        serde_json::from_value(value).map_err(|e| ChronosError::Config {
+            path: path.into(),
+            message: format!("chronos_config: {e}"),
+        })
+    }
+}
+
+/// `chronos_config` of a Chronos-Bolt checkpoint (upstream `ChronosBoltConfig`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChronosBoltConfig {
+    pub context_length: i64,
+    pub prediction_length: i64,
+    pub input_patch_size: i64,
+    pub input_patch_stride: i64,
+    pub quantiles: Vec<f64>,
+    #[serde(default)]
+    pub use_reg_token: bool,
+}
+
+impl ChronosBoltConfig {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (key, value) in [
+            ("context_length", self.context_length),
+            ("prediction_length", self.prediction_length),
+            ("input_patch_size", self.input_patch_size),
+            ("input_patch_stride", self.input_patch_stride),
+        ] {
+            if value <= 0 {
+                return Err(format!("chronos_config.{key} must be positive, got {value}"));
+            }
+        }
+        if self.quantiles.is_empty() || self.quantiles.iter().any(|q| !(0.0..=1.0).contains(q)) {
+            return Err(format!(
+                "chronos_config.quantiles must be non-empty levels in [0, 1], got {:?}",
+                self.quantiles
+            ));
+        }
+        if self.quantiles.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "chronos_config.quantiles must be increasing, got {:?}",
+                self.quantiles
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,427 @@
+//! T5 blocks shared by every Chronos family (as `transformers.models.t5.modeling_t5`).
+//!
+//! Variables are created under the HF state-dict paths (`encoder.block.0.layer.0.SelfAttention.q`,
+//! `decoder.block.1.layer.2.DenseReluDense.wo`, ...), so checkpoints load by name.
+
+use tch::nn::{self, Init, Module};
+use tch::{Kind, Tensor};
+
+use crate::config::{Activation, T5Config};
+
+/// Most negative finite value of a float kind: HF's `torch.finfo(dtype).min`, used for masked
+/// attention positions (a fully masked row then attends uniformly, as in HF).
+fn finfo_min(kind: Kind) -> f64 {
+    match kind {
+        Kind::BFloat16 => -3.3895313892515355e38,
+        Kind::Half => -65504.0,
+        Kind::Double => f64::MIN,
+        _ => f32::MIN as f64,
+    }
+}
+
+/// Bias-free linear layer (`nn.Linear(in, out, bias=False)`), weight `(out, in)`.
+fn linear_no_bias(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
+    nn::linear(
+        p,
+        in_dim,
+        out_dim,
+        nn::LinearConfig {
+            bias: false,
+            ..Default::default()
+        },
+    )
+}
+
+/// T5's RMS layer norm: no mean subtraction, no bias, variance accumulated in f32.
+#[derive(Debug)]
+pub struct LayerNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(p: nn::Path, dim: i64, eps: f64) -> Self {
+        LayerNorm {
+            weight: p.var("weight", &[dim], Init::Const(1.0)),
+            eps,
+        }
+    }
+
+    /// `(..., d_model)` → `(..., d_model)`.
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let variance = xs
+            .to_kind(Kind::Float)
+            .square()
+            .mean_dim(-1, true, None::<Kind>);
+        let normed = xs * (variance + self.eps).rsqrt();
+        let normed = match self.weight.kind() {
+            k @ (Kind::Half | Kind::BFloat16) => normed.to_kind(k),
+            _ => normed,
+        };
+        &self.weight * normed
+    }
+}
+
+/// Relative position buckets and their learned per-head bias (`relative_attention_bias`).
+#[derive(Debug)]
+pub struct RelativeAttentionBias {
+    embedding: Tensor,
+    bidirectional: bool,
+    num_buckets: i64,
+    max_distance: i64,
+}
+
+impl RelativeAttentionBias {
+    fn new(p: nn::Path, cfg: &T5Config, bidirectional: bool) -> Self {
+        RelativeAttentionBias {
+            embedding: p.var(
+                "weight",
+                &[cfg.relative_attention_num_buckets, cfg.num_heads],
+                Init::Const(0.0),
+            ),
+            bidirectional,
+            num_buckets: cfg.relative_attention_num_buckets,
+            max_distance: cfg.relative_attention_max_distance,
+        }
+    }
+
+    /// HF `_relative_position_bucket`, with the same tensor ops (so the f32 log rounding agrees).
+    fn buckets(&self, relative_position: &Tensor) -> Tensor {
+        let mut num_buckets = self.num_buckets;
+        let (mut buckets, position) = if self.bidirectional {
+            num_buckets /= 2;
+            (
+                relative_position.gt(0).to_kind(Kind::Int64) * num_buckets,
+                relative_position.abs(),
+            )
+        } else {
+            (
+                relative_position.zeros_like(),
+                -relative_position.clamp_max(0),
+            )
+        };
+        let max_exact = num_buckets / 2;
+        let is_small = position.lt(max_exact);
+        let if_large = (position.to_kind(Kind::Float) / max_exact as f64).log()
+            / (self.max_distance as f64 / max_exact as f64).ln()
+            * (num_buckets - max_exact) as f64;
+        let if_large = (if_large.to_kind(Kind::Int64) + max_exact).clamp_max(num_buckets - 1);
+        buckets += position.where_self(&is_small, &if_large);
+        buckets
+    }
+
+    /// Bias for queries at positions `offset..offset+q_len` over keys `0..k_len`:
+    /// `(1, heads, q_len, k_len)`.
+    pub fn forward(&self, q_len: i64, k_len: i64, offset: i64) -> Tensor {
+        let device = self.embedding.device();
+        let context = Tensor::arange(q_len, (Kind::Int64, device)).unsqueeze(1) + offset;
+        let memory = Tensor::arange(k_len, (Kind::Int64, device)).unsqueeze(0);
+        let buckets = self.buckets(&(memory - context));
+        Tensor::embedding(&self.embedding, &buckets, -1, false, false)
+            .permute([2, 0, 1])
+            .unsqueeze(0)
+    }
+}
+
+/// Multi-head attention without score scaling (T5 folds it into the weights).
+#[derive(Debug)]
+pub struct Attention {
+    q: nn::Linear,
+    k: nn::Linear,
+    v: nn::Linear,
+    o: nn::Linear,
+    n_heads: i64,
+    d_kv: i64,
+    dropout: f64,
+    /// Present in the first block's self-attention only.
+    pub relative_attention_bias: Option<RelativeAttentionBias>,
+    /// Inference copies of `[q; k; v]` and `[k; v]` stacked, so a projection is one GEMM.
+    packed: Option<(Tensor, Tensor)>,
+}
+
+impl Attention {
+    fn new(p: nn::Path, cfg: &T5Config, relative_bias: Option<bool>) -> Self {
+        let inner = cfg.num_heads * cfg.d_kv;
+        Attention {
+            q: linear_no_bias(&p / "q", cfg.d_model, inner),
+            k: linear_no_bias(&p / "k", cfg.d_model, inner),
+            v: linear_no_bias(&p / "v", cfg.d_model, inner),
+            o: linear_no_bias(&p / "o", inner, cfg.d_model),
+            n_heads: cfg.num_heads,
+            d_kv: cfg.d_kv,
+            dropout: cfg.dropout_rate,
+            relative_attention_bias: relative_bias.map(|bidirectional| {
+                RelativeAttentionBias::new(&p / "relative_attention_bias", cfg, bidirectional)
+            }),
+            packed: None,
+        }
+    }
+
+    /// Stacks the projection weights for inference (see [`Stack::pack_for_inference`]).
+    fn pack(&mut self) {
+        let (q, k, v) = (&self.q.ws, &self.k.ws, &self.v.ws);
+        self.packed = Some((Tensor::cat(&[q, k, v], 0), Tensor::cat(&[k, v], 0)));
+    }
+
+    /// `(batch, len, heads * d_kv)` → `(batch, heads, len, d_kv)`.
+    fn split_heads(&self, xs: &Tensor) -> Tensor {
+        let (b, l, _) = xs.size3().unwrap();
+        xs.view([b, l, self.n_heads, self.d_kv]).transpose(1, 2)
+    }
+
+    /// Queries, keys and values of `xs` `(batch, len, d_model)`, each `(batch, heads, len, d_kv)`.
+    pub fn query_key_value(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor, Tensor) {
+        match (&self.packed, train) {
+            (Some((qkv, _)), false) => {
+                let parts = xs.linear(qkv, None::<Tensor>).chunk(3, -1);
+                (
+                    self.split_heads(&parts[0]),
+                    self.split_heads(&parts[1]),
+                    self.split_heads(&parts[2]),
+                )
+            }
+            _ => {
+                let (k, v) = self.key_value(xs, train);
+                (self.query(xs), k, v)
+            }
+        }
+    }
+
+    /// Queries of `xs` `(batch, len, d_model)`: `(batch, heads, len, d_kv)`.
+    pub fn query(&self, xs: &Tensor) -> Tensor {
+        self.split_heads(&self.q.forward(xs))
+    }
+
+    /// Keys and values of `states` `(batch, len, d_model)`: two `(batch, heads, len, d_kv)`.
+    pub fn key_value(&self, states: &Tensor, train: bool) -> (Tensor, Tensor) {
+        match (&self.packed, train) {
+            (Some((_, kv)), false) => {
+                let parts = states.linear(kv, None::<Tensor>).chunk(2, -1);
+                (self.split_heads(&parts[0]), self.split_heads(&parts[1]))
+            }
+            _ => (
+                self.split_heads(&self.k.forward(states)),
+                self.split_heads(&self.v.forward(states)),
+            ),
+        }
+    }
+
+    /// Attention of `query` over `key`/`value` (all `(batch, heads, len, d_kv)`) with the
+    /// additive `bias` `(batch or 1, heads, q_len, k_len)` (position bias with masked positions
+    /// at the dtype's minimum), projected back: `(batch, q_len, d_model)`.
+    pub fn attend(&self, query: &Tensor, key: &Tensor, value: &Tensor, bias: &Tensor, train: bool) -> Tensor {
+        let (b, _, q_len, _) = query.size4().unwrap();
+        let dropout = if train { self.dropout } else { 0.0 };
+        let out = Tensor::scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            Some(bias),
+            dropout,
+            false,
+            1.0,
+            false,
+        );
+        self.o
+            .forward(&out.transpose(1, 2).reshape([b, q_len, self.n_heads * self.d_kv]))
+    }
+}
+
+/// The feed-forward sublayer's dense part (`DenseReluDense`): `wi`/`wo`, or gated `wi_0`/`wi_1`/`wo`.
+#[derive(Debug)]
+struct DenseActDense {
+    wi: nn::Linear,
+    /// `wi_1` of the gated variant (then `wi` is `wi_0`).
+    wi_gate: Option<nn::Linear>,
+    wo: nn::Linear,
+    act: Activation,
+    dropout: f64,
+}
+
+impl DenseActDense {
+    fn new(p: nn::Path, cfg: &T5Config) -> Self {
+        let (act, gated) = cfg
+            .feed_forward()
+            .expect("feed_forward_proj is validated when the config is read");
+        let (wi, wi_gate) = if gated {
+            (
+                linear_no_bias(&p / "wi_0", cfg.d_model, cfg.d_ff),
+                Some(linear_no_bias(&p / "wi_1", cfg.d_model, cfg.d_ff)),
+            )
+        } else {
+            (linear_no_bias(&p / "wi", cfg.d_model, cfg.d_ff), None)
+        };
+        DenseActDense {
+            wi,
+            wi_gate,
+            wo: linear_no_bias(&p / "wo", cfg.d_ff, cfg.d_model),
+            act,
+            dropout: cfg.dropout_rate,
+        }
+    }
+
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut hidden = self.act.apply(self.wi.forward(xs));
+        if let Some(gate) = &self.wi_gate {
+            hidden = hidden * gate.forward(xs);
+        }
+        self.wo.forward(&hidden.dropout(self.dropout, train))
+    }
+}
+
+/// One T5 block: self-attention, cross-attention (decoder only), feed-forward; each pre-normed
+/// and residual (`block.{i}.layer.{0,1,2}`).
+#[derive(Debug)]
+pub struct Block {
+    self_attention: Attention,
+    self_norm: LayerNorm,
+    cross_attention: Option<(Attention, LayerNorm)>,
+    dense: DenseActDense,
+    dense_norm: LayerNorm,
+    dropout: f64,
+}
+
+impl Block {
+    fn new(p: nn::Path, cfg: &T5Config, is_decoder: bool, first: bool) -> Self {
+        let layer = &p / "layer";
+        let eps = cfg.layer_norm_epsilon;
+        let self_layer = &layer / 0;
+        let self_attention = Attention::new(
+            &self_layer / "SelfAttention",
+            cfg,
+            first.then_some(!is_decoder),
+        );
+        let self_norm = LayerNorm::new(&self_layer / "layer_norm", cfg.d_model, eps);
+        let cross_attention = is_decoder.then(|| {
+            let cross = &layer / 1;
+            (
+                Attention::new(&cross / "EncDecAttention", cfg, None),
+                LayerNorm::new(&cross / "layer_norm", cfg.d_model, eps),
+            )
+        });
+        let ff = &layer / if is_decoder { 2 } else { 1 };
+        Block {
+            self_attention,
+            self_norm,
+            cross_attention,
+            dense: DenseActDense::new(&ff / "DenseReluDense", cfg),
+            dense_norm: LayerNorm::new(&ff / "layer_norm", cfg.d_model, eps),
+            dropout: cfg.dropout_rate,
+        }
+    }
+
+    /// `xs` `(batch, len, d_model)`; `self_bias` `(batch|1, heads, len, len)`; `cross` the
+    /// encoder states `(batch, src_len, d_model)` with their bias `(batch, heads, len, src_len)`.
+    fn forward_t(&self, xs: &Tensor, self_bias: &Tensor, cross: Option<(&Tensor, &Tensor)>, train: bool) -> Tensor {
+        let (q, k, v) = self
+            .self_attention
+            .query_key_value(&self.self_norm.forward(xs), train);
+        let attended = self.self_attention.attend(&q, &k, &v, self_bias, train);
+        let mut xs = xs + attended.dropout(self.dropout, train);
+        if let (Some((attention, norm)), Some((states, bias))) = (&self.cross_attention, cross) {
+            let (k, v) = attention.key_value(states, train);
+            let q = attention.query(&norm.forward(&xs));
+            let attended = attention.attend(&q, &k, &v, bias, train);
+            xs = xs + attended.dropout(self.dropout, train);
+        }
+        let ff = self.dense.forward_t(&self.dense_norm.forward(&xs), train);
+        xs + ff.dropout(self.dropout, train)
+    }
+}
+
+/// A T5 encoder or decoder stack (`encoder.*` / `decoder.*`). Token embeddings live in the
+/// model (`shared`), the stack takes embeddings.
+#[derive(Debug)]
+pub struct Stack {
+    blocks: Vec<Block>,
+    final_layer_norm: LayerNorm,
+    dropout: f64,
+}
+
+impl Stack {
+    /// Encoder stack with `cfg.num_layers` blocks under `p` (e.g. `vs.root() / "encoder"`).
+    pub fn encoder(p: nn::Path, cfg: &T5Config) -> Self {
+        Self::new(p, cfg, false, cfg.num_layers)
+    }
+
+    /// Decoder stack with `cfg.num_decoder_layers` blocks under `p`.
+    pub fn decoder(p: nn::Path, cfg: &T5Config) -> Self {
+        Self::new(p, cfg, true, cfg.num_decoder_layers())
+    }
+
+    fn new(p: nn::Path, cfg: &T5Config, is_decoder: bool, layers: i64) -> Self {
+        let block = &p / "block";
+        Stack {
+            blocks: (0..layers)
+                .map(|i| Block::new(&block / i, cfg, is_decoder, i == 0))
+                .collect(),
+            final_layer_norm: LayerNorm::new(
+                &p / "final_layer_norm",
+                cfg.d_model,
+                cfg.layer_norm_epsilon,
+            ),
+            dropout: cfg.dropout_rate,
+        }
+    }
+
+    /// Stacks each attention's projection weights into one matrix so that every projection is
+    /// a single GEMM. For inference: the packed copies do not follow later changes to the
+    /// variables, and `train = true` forwards ignore them.
+    pub fn pack_for_inference(&mut self) {
+        for block in &mut self.blocks {
+            block.self_attention.pack();
+            if let Some((attention, _)) = &mut block.cross_attention {
+                attention.pack();
+            }
+        }
+    }
+
+    fn position_bias(&self) -> &RelativeAttentionBias {
+        self.blocks[0]
+            .self_attention
+            .relative_attention_bias
+            .as_ref()
+            .expect("the first block holds the relative attention bias")
+    }
+
+    /// Bidirectional encoder over `embeds` `(batch, len, d_model)` with `mask` `(batch, len)`
+    /// (bool, true = attend). Returns `(batch, len, d_model)`.
+    pub fn encode(&self, embeds: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let len = embeds.size()[1];
+        let bias = self.position_bias().forward(len, len, 0);
+        let bias = masked_bias(&bias, mask);
+        self.run(embeds, &bias, None, train)
+    }
+
+    /// Causal decoder over `embeds` `(batch, len, d_model)` attending to `encoder_states`
+    /// `(batch, src_len, d_model)` where `encoder_mask` `(batch, src_len)` is true.
+    /// Returns `(batch, len, d_model)`.
+    pub fn decode(&self, embeds: &Tensor, encoder_states: &Tensor, encoder_mask: &Tensor, train: bool) -> Tensor {
+        let len = embeds.size()[1];
+        let bias = self.position_bias().forward(len, len, 0);
+        let causal = Tensor::ones([len, len], (Kind::Bool, bias.device())).tril(0);
+        let self_bias = bias.where_scalarother(&causal, finfo_min(bias.kind()));
+        let src_len = encoder_states.size()[1];
+        let zeros = Tensor::zeros(
+            [1, 1, len, src_len],
+            (encoder_states.kind(), encoder_states.device()),
+        );
+        let cross_bias = masked_bias(&zeros, encoder_mask);
+        self.run(embeds, &self_bias, Some((encoder_states, &cross_bias)), train)
+    }
+
+    fn run(&self, embeds: &Tensor, self_bias: &Tensor, cross: Option<(&Tensor, &Tensor)>, train: bool) -> Tensor {
+        let mut xs = embeds.dropout(self.dropout, train);
+        for block in &self.blocks {
+            xs = block.forward_t(&xs, self_bias, cross, train);
+        }
+        self.final_layer_norm.forward(&xs).dropout(self.dropout, train)
+    }
+}
+
+/// `bias` `(1, heads, q, k)` where `mask` `(batch, k)` is true, the dtype's minimum elsewhere:
+/// `(batch, heads, q, k)` (as HF's SDPA path builds its float mask).
+fn masked_bias(bias: &Tensor, mask: &Tensor) -> Tensor {
+    let (b, k) = mask.size2().unwrap();
+    bias.where_scalarother(&mask.view([b, 1, 1, k]), finfo_min(bias.kind()))
+}
