@@ -1,0 +1,135 @@
+//! `predict`: forecasts every series of a long-format CSV/Parquet table with a Chronos model and
+//! writes the forecasts in long format (as upstream `predict_df`).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use chronos::data::{self, Columns, ForecastTable, Freq};
+use chronos::pipeline::{left_pad_and_stack, parse_device, Dtype, Pipeline};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Forecast long-format time series with a Chronos model")]
+struct Args {
+    /// Checkpoint folder (config.json + model.safetensors) or hub id (owner/name[@revision]).
+    #[arg(long)]
+    model: String,
+    /// Long-format input table (.csv or .parquet): one row per (series, timestamp).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output table (.csv or .parquet).
+    #[arg(long)]
+    output: PathBuf,
+    /// Steps to forecast (default: the model's prediction length).
+    #[arg(long)]
+    prediction_length: Option<i64>,
+    /// Quantile levels to output, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")]
+    quantiles: Vec<f64>,
+    #[arg(long, default_value = "item_id")]
+    id_column: String,
+    #[arg(long, default_value = "timestamp")]
+    timestamp_column: String,
+    #[arg(long, default_value = "target")]
+    target: String,
+    /// Frequency of the timestamps (pandas alias, e.g. h, D, W-SUN, MS); inferred when absent.
+    #[arg(long)]
+    freq: Option<String>,
+    /// Series per forward pass.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Compute dtype: f32 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// CPU threads for libtorch (default: libtorch's choice, one per core).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Fail instead of unrolling when the horizon exceeds the model's prediction length.
+    #[arg(long)]
+    limit_prediction_length: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if let Some(threads) = args.threads {
+        if threads < 1 {
+            bail!("--threads must be at least 1");
+        }
+        tch::set_num_threads(threads);
+    }
+    let dtype: Dtype = args.dtype.parse()?;
+    let device = parse_device(&args.device)?;
+    let columns = Columns {
+        id: args.id_column.clone(),
+        timestamp: args.timestamp_column.clone(),
+        target: args.target.clone(),
+    };
+    let series = data::read_long(&args.input, &columns)?;
+    let freq: Freq = match &args.freq {
+        Some(f) => f.parse()?,
+        None => data::common_freq(&series)
+            .with_context(|| format!("{}: cannot infer the frequency (pass --freq)", args.input.display()))?,
+    };
+
+    let Pipeline::Bolt(pipeline) = Pipeline::load(&args.model, dtype, device)?;
+    let horizon = args.prediction_length.unwrap_or(pipeline.prediction_length());
+    if horizon > pipeline.prediction_length() && !args.limit_prediction_length {
+        eprintln!(
+            "warning: prediction length {horizon} exceeds the model's {}; quality may degrade",
+            pipeline.prediction_length()
+        );
+    }
+
+    let progress = ProgressBar::new(series.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} series [{elapsed_precise} < {eta_precise}]")
+            .expect("valid template"),
+    );
+    if series.len() <= args.batch_size {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut quantiles = Vec::with_capacity(series.len() * horizon as usize * args.quantiles.len());
+    let mut points = Vec::with_capacity(series.len() * horizon as usize);
+    for batch in series.chunks(args.batch_size) {
+        let contexts: Vec<Vec<f32>> = batch
+            .iter()
+            .map(|s| s.values.iter().map(|&v| v as f32).collect())
+            .collect();
+        let context = left_pad_and_stack(&contexts)?;
+        let forecast = pipeline.predict_quantiles(
+            &context,
+            Some(horizon),
+            &args.quantiles,
+            args.limit_prediction_length,
+        )?;
+        quantiles.extend(Vec::<f32>::try_from(forecast.quantiles.flatten(0, -1))?);
+        points.extend(Vec::<f32>::try_from(forecast.mean.flatten(0, -1))?);
+        progress.inc(batch.len() as u64);
+    }
+    progress.finish_and_clear();
+
+    let table = ForecastTable::new(
+        &series,
+        &freq,
+        horizon as usize,
+        &args.target,
+        points,
+        &args.quantiles,
+        quantiles,
+    )?;
+    data::write_forecasts(&args.output, &columns, &table)?;
+    eprintln!(
+        "wrote {} forecasts of {} steps to {}",
+        series.len(),
+        horizon,
+        args.output.display()
+    );
+    Ok(())
+}
