@@ -1,0 +1,204 @@
+//! `cargo bench --bench bolt`: Chronos-Bolt inference speed, Rust vs the Python reference, in one
+//! run on the same machine and the same checkpoint (random weights with the published
+//! chronos-bolt-small architecture, f32, context 512, horizon 64).
+//!
+//! Prints throughput at batch 64 and latency at batch 1 for both, the ratio, peak RSS, the
+//! model's matmul FLOPs per batch (counted from the architecture), the machine's plain f32
+//! matmul rate measured in the same run, and bf16 speed with its deviation from f32.
+//!
+//! Needs `scripts/setup.sh --reference` (the Python side); the checkpoint is generated on first
+//! use by `fixtures/generate.py --full-size small` into the git-ignored `fixtures/full-size/`.
+//! Environment: `BOLT_BENCH_SIZE` (tiny|mini|small|base, default small), `BOLT_BENCH_REPEATS`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use chronos::bolt::ChronosBolt;
+use chronos::checkpoint::Checkpoint;
+use chronos::pipeline::{BoltPipeline, Dtype};
+use tch::{Device, Kind, Tensor};
+
+const BATCH: i64 = 64;
+const CONTEXT: i64 = 512;
+const HORIZON: i64 = 64;
+
+fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Multiply-add FLOPs (2 per MAC) of the matmuls of one Bolt forward pass.
+fn matmul_flops(model: &ChronosBolt, batch: i64, context: i64) -> f64 {
+    let c = &model.config;
+    let b = &model.chronos;
+    let (d, ff, inner) = (c.d_model, c.d_ff, c.num_heads * c.d_kv);
+    let patches = (context + b.input_patch_size - 1) / b.input_patch_size;
+    let tokens = patches + i64::from(b.use_reg_token);
+    let gated = if c.feed_forward().expect("valid config").1 { 3 } else { 2 };
+    let outputs = b.quantiles.len() as i64 * b.prediction_length;
+    let mac = |rows: i64, k: i64, n: i64| (rows * k * n) as f64;
+    let patch_in = 2 * b.input_patch_size;
+    let input = mac(patches, patch_in, ff) + mac(patches, ff, d) + mac(patches, patch_in, d);
+    let encoder_layer = mac(tokens, d, 4 * inner) + 2.0 * mac(tokens, tokens, inner) + mac(tokens, d, gated * ff);
+    let decoder_layer = mac(1, d, 4 * inner)      // self-attention
+        + mac(1, d, 2 * inner) + mac(tokens, d, 2 * inner) + 2.0 * mac(1, tokens, inner) // cross
+        + mac(1, d, gated * ff);
+    let output = mac(1, d, ff) + mac(1, ff, outputs) + mac(1, d, outputs);
+    let per_series = input
+        + c.num_layers as f64 * encoder_layer
+        + c.num_decoder_layers() as f64 * decoder_layer
+        + output;
+    2.0 * batch as f64 * per_series
+}
+
+/// FLOP/s of a large square f32 matmul in libtorch on this machine.
+fn matmul_rate(repeats: usize) -> f64 {
+    let n = 2048;
+    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let secs = median_seconds(repeats, || {
+        let _ = a.matmul(&b);
+    });
+    2.0 * (n * n * n) as f64 / secs
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn ensure_checkpoint(root: &Path, size: &str) -> PathBuf {
+    let dir = root.join("fixtures/full-size").join(format!("chronos-bolt-{size}"));
+    if !dir.join("model.safetensors").is_file() {
+        eprintln!("generating random {size} checkpoint in {}", dir.display());
+        let status = Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("fixtures/generate.py"))
+            .args(["--full-size", size, "--out"])
+            .arg(&dir)
+            .status()
+            .expect("run fixtures/generate.py (did scripts/setup.sh --reference run?)");
+        assert!(status.success(), "checkpoint generation failed");
+    }
+    dir
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let size = std::env::var("BOLT_BENCH_SIZE").unwrap_or_else(|_| "small".into());
+    let repeats: usize = std::env::var("BOLT_BENCH_REPEATS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let dir = ensure_checkpoint(&root, &size);
+    let checkpoint = Checkpoint::from_dir(&dir).expect("checkpoint");
+
+    // Random walks, the same bytes for Rust and Python.
+    let inputs = Tensor::randn([BATCH, CONTEXT], (Kind::Float, Device::Cpu))
+        .cumsum(1, Kind::Float)
+        + 100.0;
+    let input_file = std::env::temp_dir().join(format!("bolt-bench-{}.f32", std::process::id()));
+    let bytes: Vec<f32> = Vec::try_from(inputs.flatten(0, -1)).unwrap();
+    std::fs::write(&input_file, bytes.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+        .unwrap();
+
+    let threads = tch::get_num_threads();
+    let peak = matmul_rate(repeats);
+
+    let f32_pipeline = BoltPipeline::load(&checkpoint, Dtype::F32, Device::Cpu).expect("load f32");
+    let flops = matmul_flops(&f32_pipeline.model, BATCH, CONTEXT);
+    let one = inputs.narrow(0, 0, 1);
+    let predict = |p: &BoltPipeline, x: &Tensor| p.predict(x, Some(HORIZON), false).unwrap();
+    let rust_batch = median_seconds(repeats, || {
+        predict(&f32_pipeline, &inputs);
+    });
+    let rust_single = median_seconds(4 * repeats, || {
+        predict(&f32_pipeline, &one);
+    });
+    let rust_rss = peak_rss_mb();
+    let reference = predict(&f32_pipeline, &inputs);
+    drop(f32_pipeline);
+
+    let bf16_pipeline = BoltPipeline::load(&checkpoint, Dtype::BF16, Device::Cpu).expect("load bf16");
+    let bf16_batch = median_seconds(repeats, || {
+        predict(&bf16_pipeline, &inputs);
+    });
+    let bf16_out = predict(&bf16_pipeline, &inputs);
+    let rel_dev = ((&bf16_out - &reference).abs() / (reference.abs() + 1.0))
+        .max()
+        .double_value(&[]);
+
+    let python = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("fixtures/bench_bolt.py"))
+        .arg("--model")
+        .arg(&dir)
+        .arg("--inputs")
+        .arg(&input_file)
+        .args([
+            "--batch",
+            &BATCH.to_string(),
+            "--context",
+            &CONTEXT.to_string(),
+            "--horizon",
+            &HORIZON.to_string(),
+            "--repeats",
+            &repeats.to_string(),
+        ])
+        .output()
+        .expect("run fixtures/bench_bolt.py (did scripts/setup.sh --reference run?)");
+    let _ = std::fs::remove_file(&input_file);
+    assert!(
+        python.status.success(),
+        "python benchmark failed:\n{}",
+        String::from_utf8_lossy(&python.stderr)
+    );
+    let py: serde_json::Value = serde_json::from_slice(&python.stdout).expect("python JSON");
+    let py_batch = py["batch_s"].as_f64().unwrap();
+    let py_single = py["single_s"].as_f64().unwrap();
+    let py_rss = py["peak_rss_mb"].as_f64().unwrap();
+
+    println!("chronos-bolt-{size} (random weights), f32, context {CONTEXT}, horizon {HORIZON}, CPU threads: rust {threads}, python {}", py["threads"]);
+    println!("plain f32 matmul (2048^3, libtorch): {:.1} GFLOP/s", peak / 1e9);
+    println!("model matmul FLOPs per batch of {BATCH}: {:.2} GFLOP", flops / 1e9);
+    println!("{:<28} {:>12} {:>12} {:>10}", "", "rust", "python", "ratio");
+    println!(
+        "{:<28} {:>12.1} {:>12.1} {:>9.2}x",
+        "batch 64: series/s",
+        BATCH as f64 / rust_batch,
+        BATCH as f64 / py_batch,
+        py_batch / rust_batch
+    );
+    println!(
+        "{:<28} {:>11.2}x {:>11.2}x",
+        "batch 64: of matmul rate",
+        flops / rust_batch / peak,
+        flops / py_batch / peak
+    );
+    println!(
+        "{:<28} {:>12.2} {:>12.2} {:>9.2}x",
+        "batch 1: latency ms",
+        rust_single * 1e3,
+        py_single * 1e3,
+        rust_single / py_single
+    );
+    println!("{:<28} {:>12.0} {:>12.0}", "peak RSS MB", rust_rss, py_rss);
+    println!(
+        "bf16 (rust): batch 64 {:.1} series/s ({:.2}x f32), max |bf16 - f32| / (1 + |f32|) = {rel_dev:.2e}",
+        BATCH as f64 / bf16_batch,
+        rust_batch / bf16_batch
+    );
+}
