@@ -1,0 +1,183 @@
+//! Long-format time-series tables, as used by upstream's `predict_df`.
+//!
+//! A long-format table has one row per observation with an id column, a timestamp column and a
+//! numeric target column (other columns are ignored). [`read_long`] groups rows into
+//! [`Series`] (first-appearance order of ids, sorted by timestamp within each id),
+//! [`common_freq`] infers the shared pandas frequency, [`future_timestamps`] extends each series
+//! and [`write_forecasts`] writes the forecast table (`id, timestamp, target_name, predictions,
+//! <quantile levels>...`) as CSV or Parquet.
+
+mod freq;
+mod long;
+
+use std::path::PathBuf;
+
+use arrow::error::ArrowError;
+use chrono::NaiveDateTime;
+use parquet::errors::ParquetError;
+
+pub use freq::{future_timestamps, infer_freq, Anchor, Freq, TickUnit};
+pub use long::{common_freq, read_long, write_forecasts, ForecastTable};
+
+/// Names of the id, timestamp and target columns of a long-format table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    pub id: String,
+    pub timestamp: String,
+    pub target: String,
+}
+
+impl Default for Columns {
+    /// `item_id`, `timestamp`, `target` (upstream's defaults).
+    fn default() -> Self {
+        Self {
+            id: "item_id".into(),
+            timestamp: "timestamp".into(),
+            target: "target".into(),
+        }
+    }
+}
+
+/// One time series: strictly increasing timestamps and their values (`NaN` = missing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub id: String,
+    pub timestamps: Vec<NaiveDateTime>,
+    pub values: Vec<f64>,
+}
+
+/// Errors from reading, validating or writing long-format tables. Rows are counted from 1 over
+/// data rows (the CSV header is not counted).
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: unsupported file extension (expected .csv or .parquet)", path.display())]
+    UnsupportedExtension { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Arrow {
+        path: PathBuf,
+        #[source]
+        source: ArrowError,
+    },
+    #[error("{}: {source}", path.display())]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: ParquetError,
+    },
+    #[error(
+        "{}: missing {role} column '{column}' (available columns: {})",
+        path.display(),
+        available.join(", ")
+    )]
+    MissingColumn {
+        path: PathBuf,
+        role: &'static str,
+        column: String,
+        available: Vec<String>,
+    },
+    #[error("{}: {role} column '{column}' has type {found}, expected {expected}", path.display())]
+    ColumnType {
+        path: PathBuf,
+        role: &'static str,
+        column: String,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("{}: row {row}: id column '{column}' is empty", path.display())]
+    MissingId {
+        path: PathBuf,
+        column: String,
+        row: usize,
+    },
+    #[error("{}: row {row} (series '{id}'): timestamp column '{column}' is empty", path.display())]
+    MissingTimestamp {
+        path: PathBuf,
+        column: String,
+        row: usize,
+        id: String,
+    },
+    #[error(
+        "{}: row {row} (series '{id}'): cannot parse timestamp '{value}' in column '{column}'",
+        path.display()
+    )]
+    BadTimestamp {
+        path: PathBuf,
+        column: String,
+        row: usize,
+        id: String,
+        value: String,
+    },
+    #[error(
+        "{}: row {row} (series '{id}'): target column '{column}' holds non-numeric value '{value}'",
+        path.display()
+    )]
+    NonNumericTarget {
+        path: PathBuf,
+        column: String,
+        row: usize,
+        id: String,
+        value: String,
+    },
+    #[error("{}: series '{id}' has duplicate timestamp {timestamp}", path.display())]
+    DuplicateTimestamp {
+        path: PathBuf,
+        id: String,
+        timestamp: NaiveDateTime,
+    },
+    #[error("{}: the table has no data rows", path.display())]
+    EmptyTable { path: PathBuf },
+    #[error(
+        "could not infer frequency for series '{id}': timestamps are not regularly spaced \
+         (provide an explicit frequency)"
+    )]
+    IrregularSeries { id: String },
+    #[error(
+        "all time series must have the same frequency, but series '{first_id}' has \
+         '{first_freq}' and series '{other_id}' has '{other_freq}'"
+    )]
+    FrequencyMismatch {
+        first_id: String,
+        first_freq: String,
+        other_id: String,
+        other_freq: String,
+    },
+    #[error(
+        "could not infer frequency: no time series has at least 3 observations \
+         (provide an explicit frequency)"
+    )]
+    NoFrequency,
+    #[error("invalid frequency '{freq}' (expected a pandas alias such as h, 15min, D, W-SUN, B, MS, ME, QS-JAN, YE-DEC)")]
+    InvalidFrequency { freq: String },
+    #[error(
+        "series '{id}': timestamps after {last} at frequency '{freq}' leave the supported \
+         date range"
+    )]
+    TimestampOverflow {
+        id: String,
+        last: NaiveDateTime,
+        freq: String,
+    },
+    #[error("series '{id}' has no observations")]
+    EmptySeries { id: String },
+    #[error("forecast table: {what} has {found} values, expected {expected}")]
+    ShapeMismatch {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    #[error(
+        "{}: series '{id}': timestamp {timestamp} cannot be stored as nanoseconds since 1970",
+        path.display()
+    )]
+    TimestampOutOfRange {
+        path: PathBuf,
+        id: String,
+        timestamp: NaiveDateTime,
+    },
+}
