@@ -43,12 +43,17 @@ fn matmul_flops(model: &ChronosBolt, batch: i64, context: i64) -> f64 {
     let (d, ff, inner) = (c.d_model, c.d_ff, c.num_heads * c.d_kv);
     let patches = (context + b.input_patch_size - 1) / b.input_patch_size;
     let tokens = patches + i64::from(b.use_reg_token);
-    let gated = if c.feed_forward().expect("valid config").1 { 3 } else { 2 };
+    let gated = if c.feed_forward().expect("valid config").1 {
+        3
+    } else {
+        2
+    };
     let outputs = b.quantiles.len() as i64 * b.prediction_length;
     let mac = |rows: i64, k: i64, n: i64| (rows * k * n) as f64;
     let patch_in = 2 * b.input_patch_size;
     let input = mac(patches, patch_in, ff) + mac(patches, ff, d) + mac(patches, patch_in, d);
-    let encoder_layer = mac(tokens, d, 4 * inner) + 2.0 * mac(tokens, tokens, inner) + mac(tokens, d, gated * ff);
+    let encoder_layer =
+        mac(tokens, d, 4 * inner) + 2.0 * mac(tokens, tokens, inner) + mac(tokens, d, gated * ff);
     let decoder_layer = mac(1, d, 4 * inner)      // self-attention
         + mac(1, d, 2 * inner) + mac(tokens, d, 2 * inner) + 2.0 * mac(1, tokens, inner) // cross
         + mac(1, d, gated * ff);
@@ -83,7 +88,9 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn ensure_checkpoint(root: &Path, size: &str) -> PathBuf {
-    let dir = root.join("fixtures/full-size").join(format!("chronos-bolt-{size}"));
+    let dir = root
+        .join("fixtures/full-size")
+        .join(format!("chronos-bolt-{size}"));
     if !dir.join("model.safetensors").is_file() {
         eprintln!("generating random {size} checkpoint in {}", dir.display());
         let status = Command::new(root.join(".venv/bin/python"))
@@ -108,13 +115,18 @@ fn main() {
     let checkpoint = Checkpoint::from_dir(&dir).expect("checkpoint");
 
     // Random walks, the same bytes for Rust and Python.
-    let inputs = Tensor::randn([BATCH, CONTEXT], (Kind::Float, Device::Cpu))
-        .cumsum(1, Kind::Float)
-        + 100.0;
+    let inputs =
+        Tensor::randn([BATCH, CONTEXT], (Kind::Float, Device::Cpu)).cumsum(1, Kind::Float) + 100.0;
     let input_file = std::env::temp_dir().join(format!("bolt-bench-{}.f32", std::process::id()));
     let bytes: Vec<f32> = Vec::try_from(inputs.flatten(0, -1)).unwrap();
-    std::fs::write(&input_file, bytes.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
-        .unwrap();
+    std::fs::write(
+        &input_file,
+        bytes
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
 
     let threads = tch::get_num_threads();
     let peak = matmul_rate(repeats);
@@ -124,18 +136,19 @@ fn main() {
     let one = inputs.narrow(0, 0, 1);
     let predict = |p: &BoltPipeline, x: &Tensor| p.predict(x, Some(HORIZON), false).unwrap();
     let rust_batch = median_seconds(repeats, || {
-        predict(&f32_pipeline, &inputs);
+        let _ = predict(&f32_pipeline, &inputs);
     });
     let rust_single = median_seconds(4 * repeats, || {
-        predict(&f32_pipeline, &one);
+        let _ = predict(&f32_pipeline, &one);
     });
     let rust_rss = peak_rss_mb();
     let reference = predict(&f32_pipeline, &inputs);
     drop(f32_pipeline);
 
-    let bf16_pipeline = BoltPipeline::load(&checkpoint, Dtype::BF16, Device::Cpu).expect("load bf16");
+    let bf16_pipeline =
+        BoltPipeline::load(&checkpoint, Dtype::BF16, Device::Cpu).expect("load bf16");
     let bf16_batch = median_seconds(repeats, || {
-        predict(&bf16_pipeline, &inputs);
+        let _ = predict(&bf16_pipeline, &inputs);
     });
     let bf16_out = predict(&bf16_pipeline, &inputs);
     let rel_dev = ((&bf16_out - &reference).abs() / (reference.abs() + 1.0))
@@ -172,8 +185,14 @@ fn main() {
     let py_rss = py["peak_rss_mb"].as_f64().unwrap();
 
     println!("chronos-bolt-{size} (random weights), f32, context {CONTEXT}, horizon {HORIZON}, CPU threads: rust {threads}, python {}", py["threads"]);
-    println!("plain f32 matmul (2048^3, libtorch): {:.1} GFLOP/s", peak / 1e9);
-    println!("model matmul FLOPs per batch of {BATCH}: {:.2} GFLOP", flops / 1e9);
+    println!(
+        "plain f32 matmul (2048^3, libtorch): {:.1} GFLOP/s",
+        peak / 1e9
+    );
+    println!(
+        "model matmul FLOPs per batch of {BATCH}: {:.2} GFLOP",
+        flops / 1e9
+    );
     println!("{:<28} {:>12} {:>12} {:>10}", "", "rust", "python", "ratio");
     println!(
         "{:<28} {:>12.1} {:>12.1} {:>9.2}x",

@@ -209,7 +209,14 @@ impl Attention {
     /// Attention of `query` over `key`/`value` (all `(batch, heads, len, d_kv)`) with the
     /// additive `bias` `(batch or 1, heads, q_len, k_len)` (position bias with masked positions
     /// at the dtype's minimum), projected back: `(batch, q_len, d_model)`.
-    pub fn attend(&self, query: &Tensor, key: &Tensor, value: &Tensor, bias: &Tensor, train: bool) -> Tensor {
+    pub fn attend(
+        &self,
+        query: &Tensor,
+        key: &Tensor,
+        value: &Tensor,
+        bias: &Tensor,
+        train: bool,
+    ) -> Tensor {
         let (b, _, q_len, _) = query.size4().unwrap();
         let dropout = if train { self.dropout } else { 0.0 };
         let out = Tensor::scaled_dot_product_attention(
@@ -222,8 +229,10 @@ impl Attention {
             1.0,
             false,
         );
-        self.o
-            .forward(&out.transpose(1, 2).reshape([b, q_len, self.n_heads * self.d_kv]))
+        self.o.forward(
+            &out.transpose(1, 2)
+                .reshape([b, q_len, self.n_heads * self.d_kv]),
+        )
     }
 }
 
@@ -260,6 +269,8 @@ impl DenseActDense {
         }
     }
 
+    // `a = a * b` rather than `a *= b`: in place, autograd would lose an input of the product.
+    #[allow(clippy::assign_op_pattern)]
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut hidden = self.act.apply(self.wi.forward(xs));
         if let Some(gate) = &self.wi_gate {
@@ -310,9 +321,17 @@ impl Block {
         }
     }
 
+    // `a = a + b` rather than `a += b`: in place, autograd would lose the layer norm's input.
+    #[allow(clippy::assign_op_pattern)]
     /// `xs` `(batch, len, d_model)`; `self_bias` `(batch|1, heads, len, len)`; `cross` the
     /// encoder states `(batch, src_len, d_model)` with their bias `(batch, heads, len, src_len)`.
-    fn forward_t(&self, xs: &Tensor, self_bias: &Tensor, cross: Option<(&Tensor, &Tensor)>, train: bool) -> Tensor {
+    fn forward_t(
+        &self,
+        xs: &Tensor,
+        self_bias: &Tensor,
+        cross: Option<(&Tensor, &Tensor)>,
+        train: bool,
+    ) -> Tensor {
         let (q, k, v) = self
             .self_attention
             .query_key_value(&self.self_norm.forward(xs), train);
@@ -396,7 +415,13 @@ impl Stack {
     /// Causal decoder over `embeds` `(batch, len, d_model)` attending to `encoder_states`
     /// `(batch, src_len, d_model)` where `encoder_mask` `(batch, src_len)` is true.
     /// Returns `(batch, len, d_model)`.
-    pub fn decode(&self, embeds: &Tensor, encoder_states: &Tensor, encoder_mask: &Tensor, train: bool) -> Tensor {
+    pub fn decode(
+        &self,
+        embeds: &Tensor,
+        encoder_states: &Tensor,
+        encoder_mask: &Tensor,
+        train: bool,
+    ) -> Tensor {
         let len = embeds.size()[1];
         let bias = self.position_bias().forward(len, len, 0);
         let causal = Tensor::ones([len, len], (Kind::Bool, bias.device())).tril(0);
@@ -407,15 +432,28 @@ impl Stack {
             (encoder_states.kind(), encoder_states.device()),
         );
         let cross_bias = masked_bias(&zeros, encoder_mask);
-        self.run(embeds, &self_bias, Some((encoder_states, &cross_bias)), train)
+        self.run(
+            embeds,
+            &self_bias,
+            Some((encoder_states, &cross_bias)),
+            train,
+        )
     }
 
-    fn run(&self, embeds: &Tensor, self_bias: &Tensor, cross: Option<(&Tensor, &Tensor)>, train: bool) -> Tensor {
+    fn run(
+        &self,
+        embeds: &Tensor,
+        self_bias: &Tensor,
+        cross: Option<(&Tensor, &Tensor)>,
+        train: bool,
+    ) -> Tensor {
         let mut xs = embeds.dropout(self.dropout, train);
         for block in &self.blocks {
             xs = block.forward_t(&xs, self_bias, cross, train);
         }
-        self.final_layer_norm.forward(&xs).dropout(self.dropout, train)
+        self.final_layer_norm
+            .forward(&xs)
+            .dropout(self.dropout, train)
     }
 }
 
