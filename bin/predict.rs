@@ -11,7 +11,10 @@ use chronos::data::{self, Columns, ForecastTable, Freq};
 use chronos::pipeline::{left_pad_and_stack, parse_device, Dtype, Pipeline};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Forecast long-format time series with a Chronos model")]
+#[command(
+    version,
+    about = "Forecast long-format time series with a Chronos model"
+)]
 struct Args {
     /// Checkpoint folder (config.json + model.safetensors) or hub id (owner/name[@revision]).
     #[arg(long)]
@@ -26,7 +29,11 @@ struct Args {
     #[arg(long)]
     prediction_length: Option<i64>,
     /// Quantile levels to output, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
+    )]
     quantiles: Vec<f64>,
     #[arg(long, default_value = "item_id")]
     id_column: String,
@@ -75,12 +82,18 @@ fn main() -> Result<()> {
     let series = data::read_long(&args.input, &columns)?;
     let freq: Freq = match &args.freq {
         Some(f) => f.parse()?,
-        None => data::common_freq(&series)
-            .with_context(|| format!("{}: cannot infer the frequency (pass --freq)", args.input.display()))?,
+        None => data::common_freq(&series).with_context(|| {
+            format!(
+                "{}: cannot infer the frequency (pass --freq)",
+                args.input.display()
+            )
+        })?,
     };
 
     let Pipeline::Bolt(pipeline) = Pipeline::load(&args.model, dtype, device)?;
-    let horizon = args.prediction_length.unwrap_or(pipeline.prediction_length());
+    let horizon = args
+        .prediction_length
+        .unwrap_or(pipeline.prediction_length());
     if horizon > pipeline.prediction_length() && !args.limit_prediction_length {
         eprintln!(
             "warning: prediction length {horizon} exceeds the model's {}; quality may degrade",
@@ -89,8 +102,10 @@ fn main() -> Result<()> {
     }
 
     let progress = ProgressBar::new(series.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} series [{elapsed_precise} < {eta_precise}]")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} series [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("valid template"),
     );
     if series.len() <= args.batch_size {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());

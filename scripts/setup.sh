@@ -5,7 +5,7 @@
 # The Rust binaries never need Python at run time; the venv only supplies libtorch's shared libs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${CHRONOS_VENV:-$root/.venv}"
+venv="$root/.venv"  # .cargo/config.toml expects it here
 TORCH_VERSION=2.11.0
 REFERENCE_REQUIREMENTS="$root/fixtures/requirements.txt"  # exact pins of the Python reference
 

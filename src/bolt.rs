@@ -22,7 +22,14 @@ pub struct ResidualBlock {
 }
 
 impl ResidualBlock {
-    fn new(p: nn::Path, in_dim: i64, h_dim: i64, out_dim: i64, act: Activation, dropout: f64) -> Self {
+    fn new(
+        p: nn::Path,
+        in_dim: i64,
+        h_dim: i64,
+        out_dim: i64,
+        act: Activation,
+        dropout: f64,
+    ) -> Self {
         let cfg = Default::default();
         ResidualBlock {
             hidden_layer: nn::linear(&p / "hidden_layer", in_dim, h_dim, cfg),
@@ -167,7 +174,11 @@ impl ChronosBolt {
     /// `context_length` values are used.
     pub fn encode(&self, context: &Tensor, train: bool) -> Encoded {
         let len = context.size()[1];
-        let context = context.narrow(-1, (len - self.chronos.context_length).max(0), len.min(self.chronos.context_length));
+        let context = context.narrow(
+            -1,
+            (len - self.chronos.context_length).max(0),
+            len.min(self.chronos.context_length),
+        );
         let observed = context.isnan().logical_not();
         let loc_scale = LocScale::of(&context);
         let kind = self.kind();
@@ -178,13 +189,19 @@ impl ChronosBolt {
         let patched = self
             .patch(&normed, f64::NAN)
             .where_scalarother(&patched_mask.gt(0.0), 0.0);
-        let mut mask = patched_mask.sum_dim_intlist(-1, false, None::<Kind>).gt(0.0);
+        let mut mask = patched_mask
+            .sum_dim_intlist(-1, false, None::<Kind>)
+            .gt(0.0);
         let mut embeds = self
             .input_patch_embedding
             .forward_t(&Tensor::cat(&[patched, patched_mask], -1), train);
         if self.chronos.use_reg_token {
             let b = embeds.size()[0];
-            let reg = self.shared.get(1).view([1, 1, -1]).expand([b, 1, -1], false);
+            let reg = self
+                .shared
+                .get(1)
+                .view([1, 1, -1])
+                .expand([b, 1, -1], false);
             embeds = Tensor::cat(&[embeds, reg], 1);
             let reg_mask = Tensor::ones([b, 1], (Kind::Bool, mask.device()));
             mask = Tensor::cat(&[mask, reg_mask], 1);

@@ -49,7 +49,10 @@ impl Checkpoint {
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let config_path = dir.join(CONFIG);
         if !config_path.is_file() {
-            return Err(ChronosError::checkpoint(dir, "no config.json in this folder"));
+            return Err(ChronosError::checkpoint(
+                dir,
+                "no config.json in this folder",
+            ));
         }
         let config = T5Config::from_file(&config_path)?;
         let weight_files = if dir.join(WEIGHTS).is_file() {
@@ -95,7 +98,10 @@ impl Checkpoint {
                 };
                 let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
                 let tensor = Tensor::f_from_data_size(view.data(), &shape, kind)?;
-                if tensors.insert(name.clone(), (tensor, file.clone())).is_some() {
+                if tensors
+                    .insert(name.clone(), (tensor, file.clone()))
+                    .is_some()
+                {
                     return Err(ChronosError::checkpoint(
                         file,
                         format!("tensor '{name}' appears in more than one shard"),
@@ -185,7 +191,10 @@ impl Checkpoint {
     fn describe_files(&self) -> PathBuf {
         match self.weight_files.as_slice() {
             [one] => one.clone(),
-            many => many[0].parent().unwrap_or(Path::new(".")).join(WEIGHTS_INDEX),
+            many => many[0]
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(WEIGHTS_INDEX),
         }
     }
 }
@@ -280,8 +289,8 @@ mod hub {
         let weight_files = match get(WEIGHTS) {
             Ok(path) => vec![path],
             Err(single_err) => {
-                let index = get(WEIGHTS_INDEX)
-                    .map_err(|e| hub_err(format!("{single_err}; and {e}")))?;
+                let index =
+                    get(WEIGHTS_INDEX).map_err(|e| hub_err(format!("{single_err}; and {e}")))?;
                 shards_of_index(&index)?
                     .iter()
                     .map(|f| get(f).map_err(hub_err))

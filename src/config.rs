@@ -136,9 +136,17 @@ impl T5Config {
         let (gated, act) = match parts.as_slice() {
             [act] => (false, *act),
             ["gated", act] => (true, *act),
-            _ => return Err(format!("feed_forward_proj '{proj}' is not 'ACT' or 'gated-ACT'")),
+            _ => {
+                return Err(format!(
+                    "feed_forward_proj '{proj}' is not 'ACT' or 'gated-ACT'"
+                ))
+            }
         };
-        let act = if proj == "gated-gelu" { "gelu_new" } else { act };
+        let act = if proj == "gated-gelu" {
+            "gelu_new"
+        } else {
+            act
+        };
         let act = Activation::from_hf(act)
             .ok_or_else(|| format!("feed_forward_proj '{proj}': unsupported activation '{act}'"))?;
         Ok((act, gated))
@@ -166,8 +174,14 @@ impl T5Config {
             ("num_layers", self.num_layers),
             ("num_decoder_layers", self.num_decoder_layers()),
             ("num_heads", self.num_heads),
-            ("relative_attention_num_buckets", self.relative_attention_num_buckets),
-            ("relative_attention_max_distance", self.relative_attention_max_distance),
+            (
+                "relative_attention_num_buckets",
+                self.relative_attention_num_buckets,
+            ),
+            (
+                "relative_attention_max_distance",
+                self.relative_attention_max_distance,
+            ),
             ("vocab_size", self.vocab_size),
         ] {
             if value <= 0 {
@@ -187,10 +201,13 @@ impl T5Config {
 
     /// Parses `chronos_config` into a family's settings struct.
     pub fn chronos<C: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<C> {
-        let value = self.chronos_config.clone().ok_or_else(|| ChronosError::Config {
-            path: path.into(),
-            message: "no 'chronos_config': not a Chronos config file".into(),
-        })?;
+        let value = self
+            .chronos_config
+            .clone()
+            .ok_or_else(|| ChronosError::Config {
+                path: path.into(),
+                message: "no 'chronos_config': not a Chronos config file".into(),
+            })?;
         serde_json::from_value(value).map_err(|e| ChronosError::Config {
             path: path.into(),
             message: format!("chronos_config: {e}"),
@@ -220,7 +237,9 @@ impl ChronosBoltConfig {
             ("input_patch_stride", self.input_patch_stride),
         ] {
             if value <= 0 {
-                return Err(format!("chronos_config.{key} must be positive, got {value}"));
+                return Err(format!(
+                    "chronos_config.{key} must be positive, got {value}"
+                ));
             }
         }
         if self.quantiles.is_empty() || self.quantiles.iter().any(|q| !(0.0..=1.0).contains(q)) {

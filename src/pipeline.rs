@@ -116,12 +116,10 @@ impl BoltPipeline {
     /// Builds the model from `checkpoint` and loads its weights at `dtype` on `device`.
     pub fn load(checkpoint: &Checkpoint, dtype: Dtype, device: Device) -> Result<Self> {
         let chronos: ChronosBoltConfig = checkpoint.config.chronos(&checkpoint.config_path)?;
-        chronos
-            .validate()
-            .map_err(|message| ChronosError::Config {
-                path: checkpoint.config_path.clone(),
-                message,
-            })?;
+        chronos.validate().map_err(|message| ChronosError::Config {
+            path: checkpoint.config_path.clone(),
+            message,
+        })?;
         let mut vs = VarStore::new(device);
         let mut model = ChronosBolt::new(&vs.root(), &checkpoint.config, &chronos);
         vs.set_kind(dtype.kind());
@@ -170,7 +168,12 @@ impl BoltPipeline {
     /// upstream: every quantile path is fed back as context and the `Q * Q` forecasts are
     /// reduced to `Q` empirical quantiles. With `limit_prediction_length`, such horizons are an
     /// error instead.
-    pub fn predict(&self, context: &Tensor, prediction_length: Option<i64>, limit_prediction_length: bool) -> Result<Tensor> {
+    pub fn predict(
+        &self,
+        context: &Tensor,
+        prediction_length: Option<i64>,
+        limit_prediction_length: bool,
+    ) -> Result<Tensor> {
         let model_h = self.prediction_length();
         let horizon = prediction_length.unwrap_or(model_h);
         if horizon <= 0 {
@@ -221,7 +224,13 @@ impl BoltPipeline {
     /// Forecasts at arbitrary quantile `levels` (upstream `predict_quantiles`): the model's own
     /// levels are selected; other levels are interpolated linearly between them, clamped to
     /// the lowest/highest model level outside their range.
-    pub fn predict_quantiles(&self, context: &Tensor, prediction_length: Option<i64>, levels: &[f64], limit_prediction_length: bool) -> Result<QuantileForecast> {
+    pub fn predict_quantiles(
+        &self,
+        context: &Tensor,
+        prediction_length: Option<i64>,
+        levels: &[f64],
+        limit_prediction_length: bool,
+    ) -> Result<QuantileForecast> {
         if let Some(bad) = levels.iter().find(|q| !(0.0..=1.0).contains(*q)) {
             return Err(ChronosError::InvalidInput(format!(
                 "quantile level {bad} is outside [0, 1]"
@@ -270,7 +279,11 @@ impl BoltPipeline {
             Ok(Embedding {
                 embeddings: encoded.hidden.to_device(Device::Cpu),
                 loc: encoded.loc_scale.loc.squeeze_dim(-1).to_device(Device::Cpu),
-                scale: encoded.loc_scale.scale.squeeze_dim(-1).to_device(Device::Cpu),
+                scale: encoded
+                    .loc_scale
+                    .scale
+                    .squeeze_dim(-1)
+                    .to_device(Device::Cpu),
             })
         })
     }
@@ -288,7 +301,11 @@ impl Pipeline {
     pub fn load(model: &str, dtype: Dtype, device: Device) -> Result<Self> {
         let checkpoint = Checkpoint::open(model)?;
         match checkpoint.config.pipeline_class() {
-            "ChronosBoltPipeline" => Ok(Pipeline::Bolt(BoltPipeline::load(&checkpoint, dtype, device)?)),
+            "ChronosBoltPipeline" => Ok(Pipeline::Bolt(BoltPipeline::load(
+                &checkpoint,
+                dtype,
+                device,
+            )?)),
             "ChronosPipeline" => Err(ChronosError::Unsupported(format!(
                 "{}: Chronos-T5 (ChronosPipeline) models are not implemented yet",
                 checkpoint.config_path.display()

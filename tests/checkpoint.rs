@@ -38,7 +38,11 @@ fn forecast(dir: &Path, dtype: Dtype) -> Tensor {
     let checkpoint = Checkpoint::from_dir(dir).unwrap();
     let pipeline = BoltPipeline::load(&checkpoint, dtype, Device::Cpu).unwrap();
     let series: Vec<Vec<f32>> = (0..3)
-        .map(|i| (0..50).map(|t| ((t * (i + 1)) as f32 * 0.3).sin() * 10.0 + i as f32).collect())
+        .map(|i| {
+            (0..50)
+                .map(|t| ((t * (i + 1)) as f32 * 0.3).sin() * 10.0 + i as f32)
+                .collect()
+        })
         .collect();
     pipeline
         .predict(&left_pad_and_stack(&series).unwrap(), None, false)
@@ -67,7 +71,12 @@ fn bf16_weights_in_file_load_into_f32_model() {
 #[test]
 fn tied_embedding_copies_of_older_transformers_are_accepted() {
     let mut tensors = tensors_of(&bolt_reg());
-    let shared = tensors.iter().find(|(n, _)| n == "shared.weight").unwrap().1.copy();
+    let shared = tensors
+        .iter()
+        .find(|(n, _)| n == "shared.weight")
+        .unwrap()
+        .1
+        .copy();
     tensors.push(("encoder.embed_tokens.weight".into(), shared.copy()));
     tensors.push(("decoder.embed_tokens.weight".into(), shared));
     let dir = checkpoint_with(&bolt_reg(), &tensors);
@@ -87,17 +96,26 @@ fn missing_tensor_is_named() {
         .collect();
     let dir = checkpoint_with(&bolt_reg(), &tensors);
     let err = load_err(dir.path());
-    assert!(err.contains("missing tensor 'encoder.block.1.layer.1.DenseReluDense.wo.weight'"), "{err}");
+    assert!(
+        err.contains("missing tensor 'encoder.block.1.layer.1.DenseReluDense.wo.weight'"),
+        "{err}"
+    );
     assert!(err.contains("model.safetensors"), "{err}");
 }
 
 #[test]
 fn unexpected_tensor_is_named() {
     let mut tensors = tensors_of(&bolt_reg());
-    tensors.push(("encoder.block.7.extra.weight".into(), Tensor::zeros([2], (Kind::Float, Device::Cpu))));
+    tensors.push((
+        "encoder.block.7.extra.weight".into(),
+        Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+    ));
     let dir = checkpoint_with(&bolt_reg(), &tensors);
     let err = load_err(dir.path());
-    assert!(err.contains("unexpected tensor 'encoder.block.7.extra.weight'"), "{err}");
+    assert!(
+        err.contains("unexpected tensor 'encoder.block.7.extra.weight'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -114,34 +132,59 @@ fn wrong_shape_is_named() {
         .collect();
     let dir = checkpoint_with(&bolt_reg(), &tensors);
     let err = load_err(dir.path());
-    assert!(err.contains("'decoder.final_layer_norm.weight' has shape [5]"), "{err}");
+    assert!(
+        err.contains("'decoder.final_layer_norm.weight' has shape [5]"),
+        "{err}"
+    );
 }
 
 #[test]
 fn truncated_file_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(bolt_reg().join("config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::copy(
+        bolt_reg().join("config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
     let bytes = std::fs::read(bolt_reg().join("model.safetensors")).unwrap();
-    std::fs::write(dir.path().join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(
+        dir.path().join("model.safetensors"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
     let err = load_err(dir.path());
-    assert!(err.contains("model.safetensors") && err.contains("not a valid safetensors"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains("not a valid safetensors"),
+        "{err}"
+    );
 }
 
 #[test]
 fn sharded_checkpoint_loads() {
     let tensors = tensors_of(&bolt_reg());
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(bolt_reg().join("config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::copy(
+        bolt_reg().join("config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
     let (first, second) = tensors.split_at(tensors.len() / 2);
     let mut map = serde_json::Map::new();
-    for (file, part) in [("model-00001-of-00002.safetensors", first), ("model-00002-of-00002.safetensors", second)] {
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
         Tensor::write_safetensors(part, dir.path().join(file)).unwrap();
         for (name, _) in part {
             map.insert(name.clone(), file.into());
         }
     }
     let index = serde_json::json!({"metadata": {}, "weight_map": map});
-    std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
     assert_close(
         "sharded",
         &forecast(dir.path(), Dtype::F32),
@@ -154,14 +197,25 @@ fn sharded_checkpoint_loads() {
 fn config_errors_name_the_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(bolt_reg().join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(bolt_reg().join("config.json")).unwrap())
+            .unwrap();
     config["chronos_config"]["surprise"] = 1.into();
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-    std::fs::copy(bolt_reg().join("model.safetensors"), dir.path().join("model.safetensors")).unwrap();
+    std::fs::copy(
+        bolt_reg().join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
     let err = load_err(dir.path());
-    assert!(err.contains("config.json") && err.contains("surprise"), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("surprise"),
+        "{err}"
+    );
 
-    config["chronos_config"].as_object_mut().unwrap().remove("surprise");
+    config["chronos_config"]
+        .as_object_mut()
+        .unwrap()
+        .remove("surprise");
     config["d_model"] = 0.into();
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
     let err = Checkpoint::from_dir(dir.path()).unwrap_err().to_string();

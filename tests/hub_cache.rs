@@ -24,13 +24,23 @@ fn hub_id_loads_from_cache_offline_and_errors_name_the_model() {
     std::env::set_var("HF_HUB_OFFLINE", "1");
 
     let by_branch = Checkpoint::open("amazon/chronos-bolt-test").unwrap();
-    assert_eq!(by_branch.weight_files, vec![snapshot.join("model.safetensors")]);
+    assert_eq!(
+        by_branch.weight_files,
+        vec![snapshot.join("model.safetensors")]
+    );
     assert_eq!(by_branch.config.d_model, 32);
     let by_commit = Checkpoint::open(&format!("amazon/chronos-bolt-test@{commit}")).unwrap();
     assert_eq!(by_commit.config_path, snapshot.join("config.json"));
 
-    let err = Checkpoint::open("amazon/not-cached").unwrap_err().to_string();
-    assert!(err.contains("amazon/not-cached") && err.contains("HF_HUB_OFFLINE"), "{err}");
-    let err = Checkpoint::open("no/such/model/path").unwrap_err().to_string();
+    let err = Checkpoint::open("amazon/not-cached")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("amazon/not-cached") && err.contains("HF_HUB_OFFLINE"),
+        "{err}"
+    );
+    let err = Checkpoint::open("no/such/model/path")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no such local folder"), "{err}");
 }

@@ -53,7 +53,11 @@ fn check_against_predict_df(input: &str, expected: &str) {
         "--threads",
         "1",
     ]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
 
     let (header, rows) = read_csv(&out);
     let (want_header, want_rows) = read_csv(&fixtures.join("df").join(expected));
@@ -62,12 +66,20 @@ fn check_against_predict_df(input: &str, expected: &str) {
     for (row, want) in rows.iter().zip(&want_rows) {
         assert_eq!(row[0], want[0], "series order");
         // pandas writes midnight-only columns as dates; the fixture spells out the time.
-        let ts = if row[1].len() == 10 { format!("{} 00:00:00", row[1]) } else { row[1].clone() };
+        let ts = if row[1].len() == 10 {
+            format!("{} 00:00:00", row[1])
+        } else {
+            row[1].clone()
+        };
         assert_eq!(ts, want[1], "timestamps of {}", row[0]);
         assert_eq!(row[2], want[2]);
         for (a, b) in row[3..].iter().zip(&want[3..]) {
             let (a, b) = (value(a), value(b));
-            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{}: {a} vs {b}", row[0]);
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "{}: {a} vs {b}",
+                row[0]
+            );
         }
     }
 }
@@ -91,16 +103,32 @@ fn parquet_output_and_bad_input_errors() {
     let input = input.to_str().unwrap();
 
     let parquet = dir.path().join("out.parquet");
-    let ok = predict(&["--model", model, "--input", input, "--output", parquet.to_str().unwrap()]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = predict(&[
+        "--model",
+        model,
+        "--input",
+        input,
+        "--output",
+        parquet.to_str().unwrap(),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(std::fs::metadata(&parquet).unwrap().len() > 0);
 
     let out = dir.path().join("out.csv");
     let out = out.to_str().unwrap();
-    let missing_column = predict(&["--model", model, "--input", input, "--output", out, "--target", "sales"]);
+    let missing_column = predict(&[
+        "--model", model, "--input", input, "--output", out, "--target", "sales",
+    ]);
     assert!(!missing_column.status.success());
     let err = String::from_utf8_lossy(&missing_column.stderr);
-    assert!(err.contains("'sales'") && err.contains("input.csv"), "{err}");
+    assert!(
+        err.contains("'sales'") && err.contains("input.csv"),
+        "{err}"
+    );
 
     let irregular = dir.path().join("irregular.csv");
     std::fs::write(
@@ -108,17 +136,38 @@ fn parquet_output_and_bad_input_errors() {
         "item_id,timestamp,target\nx,2024-01-01 00:00:00,1\nx,2024-01-01 01:00:00,2\nx,2024-01-01 05:00:00,3\n",
     )
     .unwrap();
-    let result = predict(&["--model", model, "--input", irregular.to_str().unwrap(), "--output", out]);
+    let result = predict(&[
+        "--model",
+        model,
+        "--input",
+        irregular.to_str().unwrap(),
+        "--output",
+        out,
+    ]);
     assert!(!result.status.success());
     let err = String::from_utf8_lossy(&result.stderr);
     assert!(err.contains("'x'"), "{err}");
 
-    let result = predict(&["--model", "/no/such/model", "--input", input, "--output", out]);
+    let result = predict(&[
+        "--model",
+        "/no/such/model",
+        "--input",
+        input,
+        "--output",
+        out,
+    ]);
     assert!(!result.status.success());
     assert!(String::from_utf8_lossy(&result.stderr).contains("/no/such/model"));
 
     let result = predict(&[
-        "--model", model, "--input", input, "--output", out, "--prediction-length", "9",
+        "--model",
+        model,
+        "--input",
+        input,
+        "--output",
+        out,
+        "--prediction-length",
+        "9",
         "--limit-prediction-length",
     ]);
     assert!(!result.status.success());

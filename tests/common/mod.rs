@@ -36,7 +36,11 @@ pub fn assert_close(name: &str, actual: &Tensor, expected: &Tensor, rtol: f64) -
     );
     let a = actual.to_kind(tch::Kind::Double);
     let b = expected.to_kind(tch::Kind::Double);
-    let nan_mismatch = a.isnan().logical_xor(&b.isnan()).sum(tch::Kind::Int64).int64_value(&[]);
+    let nan_mismatch = a
+        .isnan()
+        .logical_xor(&b.isnan())
+        .sum(tch::Kind::Int64)
+        .int64_value(&[]);
     assert_eq!(nan_mismatch, 0, "{name}: NaN positions differ");
     let err = ((&a - &b).abs() / (b.abs() + 1.0)).nan_to_num(0.0, None, None);
     let worst = err.max().double_value(&[]);
