@@ -10,31 +10,20 @@
 //! use by `fixtures/generate.py --full-size small` into the git-ignored `fixtures/full-size/`.
 //! Environment: `BOLT_BENCH_SIZE` (tiny|mini|small|base, default small), `BOLT_BENCH_REPEATS`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+mod common;
 
 use chronos::bolt::ChronosBolt;
 use chronos::checkpoint::Checkpoint;
 use chronos::pipeline::{BoltPipeline, Dtype};
-use tch::{Device, Kind, Tensor};
+use common::{
+    arg, env_or, full_size_checkpoint, matmul_rate, median_seconds, peak_rss_mb, python_json,
+    random_walks, TempFile,
+};
+use tch::{Device, Tensor};
 
 const BATCH: i64 = 64;
 const CONTEXT: i64 = 512;
 const HORIZON: i64 = 64;
-
-fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
 
 /// Multiply-add FLOPs (2 per MAC) of the matmuls of one Bolt forward pass.
 fn matmul_flops(model: &ChronosBolt, batch: i64, context: i64) -> f64 {
@@ -65,68 +54,13 @@ fn matmul_flops(model: &ChronosBolt, batch: i64, context: i64) -> f64 {
     2.0 * batch as f64 * per_series
 }
 
-/// FLOP/s of a large square f32 matmul in libtorch on this machine.
-fn matmul_rate(repeats: usize) -> f64 {
-    let n = 2048;
-    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
-    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
-    let secs = median_seconds(repeats, || {
-        let _ = a.matmul(&b);
-    });
-    2.0 * (n * n * n) as f64 / secs
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn ensure_checkpoint(root: &Path, size: &str) -> PathBuf {
-    let dir = root
-        .join("fixtures/full-size")
-        .join(format!("chronos-bolt-{size}"));
-    if !dir.join("model.safetensors").is_file() {
-        eprintln!("generating random {size} checkpoint in {}", dir.display());
-        let status = Command::new(root.join(".venv/bin/python"))
-            .arg(root.join("fixtures/generate.py"))
-            .args(["--full-size", size, "--out"])
-            .arg(&dir)
-            .status()
-            .expect("run fixtures/generate.py (did scripts/setup.sh --reference run?)");
-        assert!(status.success(), "checkpoint generation failed");
-    }
-    dir
-}
-
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let size = std::env::var("BOLT_BENCH_SIZE").unwrap_or_else(|_| "small".into());
-    let repeats: usize = std::env::var("BOLT_BENCH_REPEATS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
-    let dir = ensure_checkpoint(&root, &size);
+    let size: String = env_or("BOLT_BENCH_SIZE", "small".to_string());
+    let repeats: usize = env_or("BOLT_BENCH_REPEATS", 5);
+    let dir = full_size_checkpoint("generate.py", "bolt", &size);
     let checkpoint = Checkpoint::from_dir(&dir).expect("checkpoint");
-
-    // Random walks, the same bytes for Rust and Python.
-    let inputs =
-        Tensor::randn([BATCH, CONTEXT], (Kind::Float, Device::Cpu)).cumsum(1, Kind::Float) + 100.0;
-    let input_file = std::env::temp_dir().join(format!("bolt-bench-{}.f32", std::process::id()));
-    let bytes: Vec<f32> = Vec::try_from(inputs.flatten(0, -1)).unwrap();
-    std::fs::write(
-        &input_file,
-        bytes
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
+    let (inputs, input_file) = random_walks(BATCH, CONTEXT);
+    let input_file = TempFile(input_file);
 
     let threads = tch::get_num_threads();
     let peak = matmul_rate(repeats);
@@ -150,36 +84,31 @@ fn main() {
     let bf16_batch = median_seconds(repeats, || {
         let _ = predict(&bf16_pipeline, &inputs);
     });
+    let bf16_single = median_seconds(4 * repeats, || {
+        let _ = predict(&bf16_pipeline, &one);
+    });
     let bf16_out = predict(&bf16_pipeline, &inputs);
     let rel_dev = ((&bf16_out - &reference).abs() / (reference.abs() + 1.0))
         .max()
         .double_value(&[]);
 
-    let python = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("fixtures/bench_bolt.py"))
-        .arg("--model")
-        .arg(&dir)
-        .arg("--inputs")
-        .arg(&input_file)
-        .args([
-            "--batch",
-            &BATCH.to_string(),
-            "--context",
-            &CONTEXT.to_string(),
-            "--horizon",
-            &HORIZON.to_string(),
-            "--repeats",
-            &repeats.to_string(),
-        ])
-        .output()
-        .expect("run fixtures/bench_bolt.py (did scripts/setup.sh --reference run?)");
-    let _ = std::fs::remove_file(&input_file);
-    assert!(
-        python.status.success(),
-        "python benchmark failed:\n{}",
-        String::from_utf8_lossy(&python.stderr)
+    let py = python_json(
+        "bench_bolt.py",
+        &[
+            "--model".into(),
+            arg(&dir),
+            "--inputs".into(),
+            arg(&input_file.0),
+            "--batch".into(),
+            BATCH.to_string(),
+            "--context".into(),
+            CONTEXT.to_string(),
+            "--horizon".into(),
+            HORIZON.to_string(),
+            "--repeats".into(),
+            repeats.to_string(),
+        ],
     );
-    let py: serde_json::Value = serde_json::from_slice(&python.stdout).expect("python JSON");
     let py_batch = py["batch_s"].as_f64().unwrap();
     let py_single = py["single_s"].as_f64().unwrap();
     let py_rss = py["peak_rss_mb"].as_f64().unwrap();
@@ -216,8 +145,10 @@ fn main() {
     );
     println!("{:<28} {:>12.0} {:>12.0}", "peak RSS MB", rust_rss, py_rss);
     println!(
-        "bf16 (rust): batch 64 {:.1} series/s ({:.2}x f32), max |bf16 - f32| / (1 + |f32|) = {rel_dev:.2e}",
+        "bf16 (rust): batch 64 {:.1} series/s ({:.2}x f32), batch 1 {:.2} ms ({:.2}x python f32), max |bf16 - f32| / (1 + |f32|) = {rel_dev:.2e}",
         BATCH as f64 / bf16_batch,
-        rust_batch / bf16_batch
+        rust_batch / bf16_batch,
+        bf16_single * 1e3,
+        bf16_single / py_single
     );
 }

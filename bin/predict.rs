@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use chronos::data::{self, Columns, ForecastTable, Freq};
 use chronos::pipeline::{left_pad_and_stack, parse_device, Dtype, Pipeline};
+use chronos::sampling::SamplingConfig;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +57,21 @@ struct Args {
     /// CPU threads for libtorch (default: libtorch's choice, one per core).
     #[arg(long)]
     threads: Option<i32>,
+    /// Chronos-T5: sample paths per series (default: the checkpoint's).
+    #[arg(long)]
+    num_samples: Option<i64>,
+    /// Chronos-T5: sampling temperature (default: the checkpoint's).
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Chronos-T5: keep the k most likely tokens, 0 = all (default: the checkpoint's).
+    #[arg(long)]
+    top_k: Option<i64>,
+    /// Chronos-T5: nucleus sampling mass, 1 = all (default: the checkpoint's).
+    #[arg(long)]
+    top_p: Option<f64>,
+    /// Chronos-T5: seed of libtorch's generator, for reproducible sample paths.
+    #[arg(long)]
+    seed: Option<i64>,
     /// Fail instead of unrolling when the horizon exceeds the model's prediction length.
     #[arg(long)]
     limit_prediction_length: bool,
@@ -90,7 +106,11 @@ fn main() -> Result<()> {
         })?,
     };
 
-    let Pipeline::Bolt(pipeline) = Pipeline::load(&args.model, dtype, device)?;
+    let pipeline = Pipeline::load(&args.model, dtype, device)?;
+    let sampling = sampling_overrides(&args, &pipeline)?;
+    if let Some(seed) = args.seed {
+        tch::manual_seed(seed);
+    }
     let horizon = args
         .prediction_length
         .unwrap_or(pipeline.prediction_length());
@@ -122,6 +142,7 @@ fn main() -> Result<()> {
             &context,
             Some(horizon),
             &args.quantiles,
+            sampling.as_ref(),
             args.limit_prediction_length,
         )?;
         quantiles.extend(Vec::<f32>::try_from(forecast.quantiles.flatten(0, -1))?);
@@ -147,4 +168,35 @@ fn main() -> Result<()> {
         args.output.display()
     );
     Ok(())
+}
+
+/// The sampling settings for a Chronos-T5 model (checkpoint defaults with the flags applied);
+/// `None` for Chronos-Bolt, where any sampling flag is an error.
+fn sampling_overrides(args: &Args, pipeline: &Pipeline) -> Result<Option<SamplingConfig>> {
+    let given = [
+        ("--num-samples", args.num_samples.is_some()),
+        ("--temperature", args.temperature.is_some()),
+        ("--top-k", args.top_k.is_some()),
+        ("--top-p", args.top_p.is_some()),
+        ("--seed", args.seed.is_some()),
+    ];
+    match pipeline {
+        Pipeline::Bolt(_) => {
+            if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+                bail!("{flag} applies to Chronos-T5 models; {} is a Chronos-Bolt model, which predicts quantiles directly without sampling", args.model);
+            }
+            Ok(None)
+        }
+        Pipeline::T5(t5) => {
+            let defaults = t5.default_sampling();
+            let sampling = SamplingConfig {
+                num_samples: args.num_samples.unwrap_or(defaults.num_samples),
+                temperature: args.temperature.unwrap_or(defaults.temperature),
+                top_k: args.top_k.unwrap_or(defaults.top_k),
+                top_p: args.top_p.unwrap_or(defaults.top_p),
+            };
+            sampling.validate()?;
+            Ok(Some(sampling))
+        }
+    }
 }

@@ -129,6 +129,16 @@ impl T5Config {
         self.num_decoder_layers.unwrap_or(self.num_layers)
     }
 
+    /// Whether decoder outputs are scaled by `d_model^-0.5` before a T5 LM head: the
+    /// `scale_decoder_outputs` key of transformers 5 configs, else `tie_word_embeddings`
+    /// (original T5 scales, T5 v1.1 with an untied head does not).
+    pub fn scale_decoder_outputs(&self) -> bool {
+        self.extra
+            .get("scale_decoder_outputs")
+            .and_then(Value::as_bool)
+            .unwrap_or(self.tie_word_embeddings)
+    }
+
     /// `(activation, gated)` as HF's `T5Config.__init__` derives them from `feed_forward_proj`.
     pub fn feed_forward(&self) -> std::result::Result<(Activation, bool), String> {
         let proj = self.feed_forward_proj.as_str();

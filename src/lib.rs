@@ -1,17 +1,21 @@
-//! chronos-rs: Chronos forecasting models (Chronos-Bolt; Chronos-T5 to come) on libtorch.
+//! chronos-rs: Chronos forecasting models (Chronos-T5 and Chronos-Bolt) on libtorch.
 //!
 //! Modules are named after the concepts: [`config`] mirrors `config.json`, [`checkpoint`] reads
 //! original Hugging Face checkpoints, [`t5`] holds the T5 blocks shared by the families,
-//! [`bolt`] the Chronos-Bolt network, [`pipeline`] the forecasting entry points, and [`data`]
+//! [`bolt`] the Chronos-Bolt network, [`tokenizer`], [`chronos_t5`] and [`sampling`] the
+//! tokenised Chronos-T5, [`pipeline`] the forecasting entry points, and [`data`]
 //! long-format tables in and out.
 
 pub mod bolt;
 pub mod checkpoint;
+pub mod chronos_t5;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod pipeline;
+pub mod sampling;
 pub mod t5;
+pub mod tokenizer;
 
 pub use error::{ChronosError, Result};
 pub use pipeline::{BoltPipeline, Dtype, Pipeline};

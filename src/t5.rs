@@ -323,29 +323,114 @@ impl Block {
 
     // `a = a + b` rather than `a += b`: in place, autograd would lose the layer norm's input.
     #[allow(clippy::assign_op_pattern)]
-    /// `xs` `(batch, len, d_model)`; `self_bias` `(batch|1, heads, len, len)`; `cross` the
-    /// encoder states `(batch, src_len, d_model)` with their bias `(batch, heads, len, src_len)`.
+    /// `xs` `(rows, len, d_model)`; `self_bias` `(rows|1, heads, len, keys)`. With `self_cache`,
+    /// this step's keys/values are appended to the cached ones (incremental decoding). `cross`:
+    /// encoder keys/values `(batch, heads, src_len, d_kv)` with their bias `(batch, 1, 1,
+    /// src_len)`, shared by `rows / batch` consecutive rows (sample paths of one series).
     fn forward_t(
         &self,
         xs: &Tensor,
         self_bias: &Tensor,
-        cross: Option<(&Tensor, &Tensor)>,
+        self_cache: Option<&mut KeyValueCache>,
+        cross: Option<(&(Tensor, Tensor), &Tensor)>,
         train: bool,
     ) -> Tensor {
-        let (q, k, v) = self
+        let (q, mut k, mut v) = self
             .self_attention
             .query_key_value(&self.self_norm.forward(xs), train);
+        if let Some(cache) = self_cache {
+            (k, v) = cache.append(&k, &v);
+        }
         let attended = self.self_attention.attend(&q, &k, &v, self_bias, train);
         let mut xs = xs + attended.dropout(self.dropout, train);
-        if let (Some((attention, norm)), Some((states, bias))) = (&self.cross_attention, cross) {
-            let (k, v) = attention.key_value(states, train);
-            let q = attention.query(&norm.forward(&xs));
-            let attended = attention.attend(&q, &k, &v, bias, train);
-            xs = xs + attended.dropout(self.dropout, train);
+        if let (Some((attention, norm)), Some(((key, value), bias))) =
+            (&self.cross_attention, cross)
+        {
+            let (rows, len, d) = xs.size3().unwrap();
+            let batch = key.size()[0];
+            // Rows of one series attend to its encoding together: (batch, rows/batch * len, d).
+            let normed = norm.forward(&xs).reshape([batch, rows / batch * len, d]);
+            let attended = attention.attend(&attention.query(&normed), key, value, bias, train);
+            xs = xs
+                + attended
+                    .reshape([rows, len, d])
+                    .dropout(self.dropout, train);
         }
         let ff = self.dense.forward_t(&self.dense_norm.forward(&xs), train);
         xs + ff.dropout(self.dropout, train)
     }
+}
+
+/// Encoder keys and values for every decoder block, computed once per series, and the
+/// encoder mask as an additive bias `(batch, 1, 1, src_len)`.
+#[derive(Debug)]
+pub struct CrossKeyValues {
+    key_values: Vec<(Tensor, Tensor)>,
+    bias: Tensor,
+}
+
+/// Self-attention keys and values of the steps so far, in buffers preallocated for the
+/// expected number of steps (grown by doubling if exceeded) so a step copies only its own.
+#[derive(Debug)]
+pub struct KeyValueCache {
+    /// `(rows, heads, capacity, d_kv)` each, the first `len` steps valid.
+    buffers: Option<(Tensor, Tensor)>,
+    capacity: i64,
+    len: i64,
+}
+
+impl KeyValueCache {
+    fn new(capacity: i64) -> Self {
+        KeyValueCache {
+            buffers: None,
+            capacity: capacity.max(1),
+            len: 0,
+        }
+    }
+
+    /// Appends this step's `key`/`value` `(rows, heads, steps, d_kv)` and returns views of all
+    /// steps so far.
+    fn append(&mut self, key: &Tensor, value: &Tensor) -> (Tensor, Tensor) {
+        let steps = key.size()[2];
+        let needed = self.len + steps;
+        if self.buffers.is_none() || needed > self.capacity {
+            while needed > self.capacity {
+                self.capacity *= 2;
+            }
+            let mut shape = key.size();
+            shape[2] = self.capacity;
+            let options = (key.kind(), key.device());
+            let grown = (
+                Tensor::zeros(shape.as_slice(), options),
+                Tensor::zeros(shape.as_slice(), options),
+            );
+            if let Some((old_k, old_v)) = &self.buffers {
+                grown
+                    .0
+                    .narrow(2, 0, self.len)
+                    .copy_(&old_k.narrow(2, 0, self.len));
+                grown
+                    .1
+                    .narrow(2, 0, self.len)
+                    .copy_(&old_v.narrow(2, 0, self.len));
+            }
+            self.buffers = Some(grown);
+        }
+        let (k, v) = self.buffers.as_ref().expect("allocated above");
+        k.narrow(2, self.len, steps).copy_(key);
+        v.narrow(2, self.len, steps).copy_(value);
+        self.len = needed;
+        (k.narrow(2, 0, needed), v.narrow(2, 0, needed))
+    }
+}
+
+/// State of incremental decoding: the cross-attention keys/values and the self-attention
+/// keys/values of the steps so far, per block.
+#[derive(Debug)]
+pub struct DecoderCache {
+    cross: CrossKeyValues,
+    self_kv: Vec<KeyValueCache>,
+    step: i64,
 }
 
 /// A T5 encoder or decoder stack (`encoder.*` / `decoder.*`). Token embeddings live in the
@@ -384,9 +469,14 @@ impl Stack {
     }
 
     /// Stacks each attention's projection weights into one matrix so that every projection is
-    /// a single GEMM. For inference: the packed copies do not follow later changes to the
-    /// variables, and `train = true` forwards ignore them.
+    /// a single GEMM (f32 weights only: libtorch's bf16/f16 GEMMs round differently with the
+    /// wider output, which would move results off the reference's). For inference: the packed
+    /// copies do not follow later changes to the variables, and `train = true` forwards ignore
+    /// them.
     pub fn pack_for_inference(&mut self) {
+        if self.final_layer_norm.weight.kind() != Kind::Float {
+            return;
+        }
         for block in &mut self.blocks {
             block.self_attention.pack();
             if let Some((attention, _)) = &mut block.cross_attention {
@@ -409,7 +499,36 @@ impl Stack {
         let len = embeds.size()[1];
         let bias = self.position_bias().forward(len, len, 0);
         let bias = masked_bias(&bias, mask);
-        self.run(embeds, &bias, None, train)
+        self.run(embeds, &bias, train)
+    }
+
+    /// Keys and values of `encoder_states` `(batch, src_len, d_model)` for each decoder block,
+    /// with `encoder_mask` `(batch, src_len)` (true = attend) as a bias.
+    pub fn cross_key_values(
+        &self,
+        encoder_states: &Tensor,
+        encoder_mask: &Tensor,
+        train: bool,
+    ) -> CrossKeyValues {
+        let src_len = encoder_states.size()[1];
+        let zeros = Tensor::zeros(
+            [1, 1, 1, src_len],
+            (encoder_states.kind(), encoder_states.device()),
+        );
+        CrossKeyValues {
+            key_values: self
+                .blocks
+                .iter()
+                .map(|block| {
+                    let (attention, _) = block
+                        .cross_attention
+                        .as_ref()
+                        .expect("cross_key_values is for decoder stacks");
+                    attention.key_value(encoder_states, train)
+                })
+                .collect(),
+            bias: masked_bias(&zeros, encoder_mask),
+        }
     }
 
     /// Causal decoder over `embeds` `(batch, len, d_model)` attending to `encoder_states`
@@ -426,30 +545,63 @@ impl Stack {
         let bias = self.position_bias().forward(len, len, 0);
         let causal = Tensor::ones([len, len], (Kind::Bool, bias.device())).tril(0);
         let self_bias = bias.where_scalarother(&causal, finfo_min(bias.kind()));
-        let src_len = encoder_states.size()[1];
-        let zeros = Tensor::zeros(
-            [1, 1, len, src_len],
-            (encoder_states.kind(), encoder_states.device()),
-        );
-        let cross_bias = masked_bias(&zeros, encoder_mask);
-        self.run(
-            embeds,
-            &self_bias,
-            Some((encoder_states, &cross_bias)),
-            train,
-        )
+        let cross = self.cross_key_values(encoder_states, encoder_mask, train);
+        let mut xs = embeds.dropout(self.dropout, train);
+        for (block, kv) in self.blocks.iter().zip(&cross.key_values) {
+            xs = block.forward_t(&xs, &self_bias, None, Some((kv, &cross.bias)), train);
+        }
+        self.final_layer_norm
+            .forward(&xs)
+            .dropout(self.dropout, train)
     }
 
-    fn run(
+    /// Starts incremental decoding (inference) of about `steps` steps over `encoder_states`
+    /// `(batch, src_len, d_model)`; each series will be decoded as a group of consecutive rows
+    /// (sample paths).
+    pub fn start_decoding(
         &self,
-        embeds: &Tensor,
-        self_bias: &Tensor,
-        cross: Option<(&Tensor, &Tensor)>,
-        train: bool,
-    ) -> Tensor {
+        encoder_states: &Tensor,
+        encoder_mask: &Tensor,
+        steps: i64,
+    ) -> DecoderCache {
+        DecoderCache {
+            cross: self.cross_key_values(encoder_states, encoder_mask, false),
+            self_kv: (0..self.blocks.len())
+                .map(|_| KeyValueCache::new(steps))
+                .collect(),
+            step: 0,
+        }
+    }
+
+    /// One decoding step (inference): `embeds` `(rows, 1, d_model)` of the newest token of each
+    /// row, rows grouped by series (`rows` a multiple of the encoder batch). Returns
+    /// `(rows, 1, d_model)`.
+    pub fn decode_step(&self, embeds: &Tensor, cache: &mut DecoderCache) -> Tensor {
+        let step = cache.step;
+        let self_bias = self.position_bias().forward(1, step + 1, step);
+        let mut xs = embeds.shallow_clone();
+        for ((block, kv), self_kv) in self
+            .blocks
+            .iter()
+            .zip(&cache.cross.key_values)
+            .zip(cache.self_kv.iter_mut())
+        {
+            xs = block.forward_t(
+                &xs,
+                &self_bias,
+                Some(self_kv),
+                Some((kv, &cache.cross.bias)),
+                false,
+            );
+        }
+        cache.step += 1;
+        self.final_layer_norm.forward(&xs)
+    }
+
+    fn run(&self, embeds: &Tensor, self_bias: &Tensor, train: bool) -> Tensor {
         let mut xs = embeds.dropout(self.dropout, train);
         for block in &self.blocks {
-            xs = block.forward_t(&xs, self_bias, cross, train);
+            xs = block.forward_t(&xs, self_bias, None, None, train);
         }
         self.final_layer_norm
             .forward(&xs)

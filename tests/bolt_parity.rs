@@ -89,7 +89,7 @@ fn check_f32(model: &str) {
         let embedded = pipeline.embed(context).unwrap();
         for (what, got) in [
             ("embed", &embedded.embeddings),
-            ("loc", &embedded.loc),
+            ("loc", embedded.loc.as_ref().expect("Bolt has a loc")),
             ("scale", &embedded.scale),
         ] {
             let key = format!("{}/{what}", case.name);

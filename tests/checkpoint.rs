@@ -234,8 +234,22 @@ fn pipeline_class_is_chosen_from_the_config() {
     assert!(Pipeline::load(dummy.to_str().unwrap(), Dtype::F32, Device::Cpu).is_ok());
     // The upstream Chronos-T5 dummy names no pipeline class: ChronosPipeline, as upstream.
     let t5 = shared().join("checkpoints/dummy-chronos-model");
-    let err = Pipeline::load(t5.to_str().unwrap(), Dtype::F32, Device::Cpu).unwrap_err();
-    assert!(err.to_string().contains("ChronosPipeline"), "{err}");
+    let t5 = Pipeline::load(t5.to_str().unwrap(), Dtype::F32, Device::Cpu).unwrap();
+    assert!(matches!(t5, Pipeline::T5(_)));
+    assert_eq!(t5.prediction_length(), 64);
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bolt_reg().join("config.json")).unwrap())
+            .unwrap();
+    config["chronos_pipeline_class"] = "ChronosMysteryPipeline".into();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(
+        bolt_reg().join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let err = Pipeline::load(dir.path().to_str().unwrap(), Dtype::F32, Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("ChronosMysteryPipeline"), "{err}");
 }
 
 #[test]

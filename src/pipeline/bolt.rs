@@ -1,108 +1,13 @@
-//! Forecasting pipelines (upstream `BaseChronosPipeline` and its subclasses): loading a checkpoint
-//! into a model of the class its config names, and the `predict` / `predict_quantiles` / `embed`
-//! entry points with upstream's semantics.
+//! Chronos-Bolt pipeline (upstream `ChronosBoltPipeline`).
 
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+use super::{check_context, horizon, levels_tensor, Dtype, Embedding, QuantileForecast};
 use crate::bolt::{self, ChronosBolt};
 use crate::checkpoint::Checkpoint;
 use crate::config::ChronosBoltConfig;
 use crate::error::{ChronosError, Result};
-
-/// Compute dtype of a loaded model (independent of the checkpoint's storage dtype).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dtype {
-    F32,
-    BF16,
-}
-
-impl Dtype {
-    pub fn kind(self) -> Kind {
-        match self {
-            Dtype::F32 => Kind::Float,
-            Dtype::BF16 => Kind::BFloat16,
-        }
-    }
-}
-
-impl std::str::FromStr for Dtype {
-    type Err = ChronosError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "f32" | "float32" | "fp32" => Ok(Dtype::F32),
-            "bf16" | "bfloat16" => Ok(Dtype::BF16),
-            _ => Err(ChronosError::InvalidInput(format!(
-                "unknown dtype '{s}' (expected f32 or bf16)"
-            ))),
-        }
-    }
-}
-
-/// Parses `cpu`, `cuda` or `cuda:N`; errors when CUDA is asked for but absent.
-pub fn parse_device(s: &str) -> Result<Device> {
-    let device = match s {
-        "cpu" => Device::Cpu,
-        "cuda" => Device::Cuda(0),
-        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => Device::Cuda(n),
-            _ => {
-                return Err(ChronosError::InvalidInput(format!(
-                    "unknown device '{s}' (expected cpu, cuda or cuda:N)"
-                )))
-            }
-        },
-    };
-    if let Device::Cuda(n) = device {
-        let available = tch::Cuda::device_count() as usize;
-        if n >= available {
-            return Err(ChronosError::InvalidInput(format!(
-                "device '{s}' requested, but {available} CUDA device(s) are available"
-            )));
-        }
-    }
-    Ok(device)
-}
-
-/// Series of possibly different lengths, left-padded with NaN into `(batch, max_len)` f32
-/// (upstream `left_pad_and_stack_1D`). An empty series is an error naming its index.
-pub fn left_pad_and_stack<S: AsRef<[f32]>>(series: &[S]) -> Result<Tensor> {
-    if series.is_empty() {
-        return Err(ChronosError::InvalidInput("no series to forecast".into()));
-    }
-    if let Some(i) = series.iter().position(|s| s.as_ref().is_empty()) {
-        return Err(ChronosError::InvalidInput(format!(
-            "series {i} is empty: at least one value (possibly NaN) is needed"
-        )));
-    }
-    let max_len = series.iter().map(|s| s.as_ref().len()).max().unwrap_or(0);
-    let mut data = vec![f32::NAN; series.len() * max_len];
-    for (row, s) in data.chunks_mut(max_len).zip(series) {
-        let s = s.as_ref();
-        row[max_len - s.len()..].copy_from_slice(s);
-    }
-    Ok(Tensor::from_slice(&data).view([series.len() as i64, max_len as i64]))
-}
-
-/// Quantile forecasts and their point forecast (upstream `predict_quantiles`).
-#[derive(Debug)]
-pub struct QuantileForecast {
-    /// `(batch, horizon, levels)` f32, CPU.
-    pub quantiles: Tensor,
-    /// `(batch, horizon)` f32, CPU: the median (Bolt's mean is its median, as upstream).
-    pub mean: Tensor,
-}
-
-/// Encoder embeddings (upstream `embed`).
-#[derive(Debug)]
-pub struct Embedding {
-    /// `(batch, patches [+ 1], d_model)`, model dtype, CPU.
-    pub embeddings: Tensor,
-    /// `(batch,)` f32, CPU.
-    pub loc: Tensor,
-    /// `(batch,)` f32, CPU.
-    pub scale: Tensor,
-}
 
 /// A Chronos-Bolt model ready to forecast (upstream `ChronosBoltPipeline`).
 #[derive(Debug)]
@@ -149,12 +54,7 @@ impl BoltPipeline {
     /// Keeps the last `context_length` steps of `context` `(batch, len)` and moves it to the
     /// model's device as f32.
     fn prepare(&self, context: &Tensor) -> Result<Tensor> {
-        if context.dim() != 2 {
-            return Err(ChronosError::InvalidInput(format!(
-                "context must be (batch, length), got shape {:?}",
-                context.size()
-            )));
-        }
+        check_context(context)?;
         let len = context.size()[1];
         let keep = len.min(self.context_length());
         Ok(context
@@ -175,17 +75,7 @@ impl BoltPipeline {
         limit_prediction_length: bool,
     ) -> Result<Tensor> {
         let model_h = self.prediction_length();
-        let horizon = prediction_length.unwrap_or(model_h);
-        if horizon <= 0 {
-            return Err(ChronosError::InvalidInput(format!(
-                "prediction_length must be positive, got {horizon}"
-            )));
-        }
-        if horizon > model_h && limit_prediction_length {
-            return Err(ChronosError::InvalidInput(format!(
-                "prediction_length {horizon} exceeds the model's {model_h}; allow longer horizons by not limiting the prediction length"
-            )));
-        }
+        let horizon = horizon(prediction_length, model_h, limit_prediction_length)?;
         let mut context = self.prepare(context)?;
         tch::no_grad(|| {
             let mut prediction = self.model.forward(&context);
@@ -231,11 +121,7 @@ impl BoltPipeline {
         levels: &[f64],
         limit_prediction_length: bool,
     ) -> Result<QuantileForecast> {
-        if let Some(bad) = levels.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-            return Err(ChronosError::InvalidInput(format!(
-                "quantile level {bad} is outside [0, 1]"
-            )));
-        }
+        let level_tensor = levels_tensor(levels)?;
         let trained = self.quantiles();
         let median = trained.iter().position(|&q| q == 0.5).ok_or_else(|| {
             ChronosError::Unsupported(format!(
@@ -261,9 +147,8 @@ impl BoltPipeline {
                     ],
                     -1,
                 );
-                let q: Vec<f32> = levels.iter().map(|&q| q as f32).collect();
                 augmented
-                    .quantile(&Tensor::from_slice(&q), -1, false, "linear")
+                    .quantile(&level_tensor, -1, false, "linear")
                     .permute([1, 2, 0])
             }
         };
@@ -278,7 +163,7 @@ impl BoltPipeline {
             let encoded = self.model.encode(&context, false);
             Ok(Embedding {
                 embeddings: encoded.hidden.to_device(Device::Cpu),
-                loc: encoded.loc_scale.loc.squeeze_dim(-1).to_device(Device::Cpu),
+                loc: Some(encoded.loc_scale.loc.squeeze_dim(-1).to_device(Device::Cpu)),
                 scale: encoded
                     .loc_scale
                     .scale
@@ -286,34 +171,5 @@ impl BoltPipeline {
                     .to_device(Device::Cpu),
             })
         })
-    }
-}
-
-/// A loaded Chronos model of whichever family its config names.
-#[derive(Debug)]
-pub enum Pipeline {
-    Bolt(BoltPipeline),
-}
-
-impl Pipeline {
-    /// Opens `model` (a local folder or a hub id) and loads the pipeline class its config
-    /// names (`chronos_pipeline_class`, default `ChronosPipeline`, as upstream).
-    pub fn load(model: &str, dtype: Dtype, device: Device) -> Result<Self> {
-        let checkpoint = Checkpoint::open(model)?;
-        match checkpoint.config.pipeline_class() {
-            "ChronosBoltPipeline" => Ok(Pipeline::Bolt(BoltPipeline::load(
-                &checkpoint,
-                dtype,
-                device,
-            )?)),
-            "ChronosPipeline" => Err(ChronosError::Unsupported(format!(
-                "{}: Chronos-T5 (ChronosPipeline) models are not implemented yet",
-                checkpoint.config_path.display()
-            ))),
-            other => Err(ChronosError::Config {
-                path: checkpoint.config_path.clone(),
-                message: format!("unknown chronos_pipeline_class '{other}'"),
-            }),
-        }
     }
 }

@@ -1,0 +1,345 @@
+//! Chronos-T5 parity with the Python reference (`chronos-forecasting` + transformers' generate),
+//! on the outputs that `fixtures/generate_t5.py` stored: tokenizer, encoder states, decoder
+//! logits, greedy and seeded sampled paths, quantiles, long horizons, bf16.
+
+mod common;
+
+use std::collections::HashMap;
+
+use chronos::checkpoint::Checkpoint;
+use chronos::pipeline::{Dtype, T5Pipeline};
+use chronos::sampling::SamplingConfig;
+use common::{assert_close, model_dir, root};
+use serde::Deserialize;
+use tch::{Device, Kind, Tensor};
+
+const RTOL: f64 = 1e-5;
+
+/// Sampling draws from libtorch's one global generator: tests that seed it and sample must not
+/// interleave (the test harness runs tests on parallel threads).
+static GLOBAL_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock_rng() -> std::sync::MutexGuard<'static, ()> {
+    GLOBAL_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    model_dir: String,
+    seed: i64,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    horizons: Vec<i64>,
+    levels: Vec<f64>,
+    num_samples: i64,
+    temperature: f64,
+    top_k: i64,
+    top_p: f64,
+}
+
+impl Case {
+    fn sampling(&self) -> SamplingConfig {
+        SamplingConfig {
+            num_samples: self.num_samples,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+        }
+    }
+}
+
+struct Fixture {
+    manifest: Manifest,
+    tensors: HashMap<String, Tensor>,
+}
+
+impl Fixture {
+    fn load(model: &str) -> Self {
+        // Single-threaded, as the fixtures were made (see tests/bolt_parity.rs).
+        tch::set_num_threads(1);
+        let dir = root().join("fixtures/t5/expected");
+        let text = std::fs::read_to_string(dir.join(format!("{model}.json"))).unwrap();
+        let manifest: Manifest = serde_json::from_str(&text).unwrap();
+        let tensors = Tensor::read_safetensors(dir.join(format!("{model}.safetensors")))
+            .unwrap()
+            .into_iter()
+            .collect();
+        Fixture { manifest, tensors }
+    }
+
+    fn get(&self, key: &str) -> &Tensor {
+        self.tensors
+            .get(key)
+            .unwrap_or_else(|| panic!("fixture tensor '{key}' missing"))
+    }
+
+    fn pipeline(&self, dtype: Dtype) -> T5Pipeline {
+        let checkpoint = Checkpoint::from_dir(&model_dir(&self.manifest.model_dir)).unwrap();
+        T5Pipeline::load(&checkpoint, dtype, Device::Cpu).unwrap()
+    }
+}
+
+fn assert_ids_equal(name: &str, actual: &Tensor, expected: &Tensor) {
+    assert_eq!(actual.size(), expected.size(), "{name}: shape");
+    let a: Vec<i64> = Vec::try_from(actual.to_kind(Kind::Int64).flatten(0, -1)).unwrap();
+    let b: Vec<i64> = Vec::try_from(expected.to_kind(Kind::Int64).flatten(0, -1)).unwrap();
+    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    assert_eq!(same, a.len(), "{name}: {same}/{} tokens identical", a.len());
+}
+
+/// Tokens, encoder states, logits, greedy and seeded paths, quantiles.
+fn check_f32(model: &str) {
+    let _rng = lock_rng();
+    let fx = Fixture::load(model);
+    let p = fx.pipeline(Dtype::F32);
+    let mut sampled_tokens = 0;
+    for case in &fx.manifest.cases {
+        let c = &case.name;
+        let context = fx.get(&format!("{c}/context"));
+
+        let (tokens, scale) = p.tokenizer.context_input_transform(context);
+        assert_ids_equal(
+            &format!("{c}/token_ids"),
+            &tokens.ids,
+            fx.get(&format!("{c}/token_ids")),
+        );
+        assert_ids_equal(
+            &format!("{c}/attention_mask"),
+            &tokens.mask,
+            fx.get(&format!("{c}/attention_mask")),
+        );
+        assert_close(
+            &format!("{c}/scale"),
+            &scale,
+            fx.get(&format!("{c}/scale")),
+            0.0,
+        );
+        let label = p
+            .tokenizer
+            .label_input_transform(fx.get(&format!("{c}/label")), &scale);
+        assert_ids_equal(
+            &format!("{c}/label_ids"),
+            &label.ids,
+            fx.get(&format!("{c}/label_ids")),
+        );
+        assert_ids_equal(
+            &format!("{c}/label_mask"),
+            &label.mask,
+            fx.get(&format!("{c}/label_mask")),
+        );
+
+        let embedded = p.embed(context).unwrap();
+        assert_close(
+            &format!("{c}/embed"),
+            &embedded.embeddings,
+            fx.get(&format!("{c}/embed")),
+            RTOL,
+        );
+
+        // Teacher-forced logits of the first two decoder steps.
+        let logits0 = fx.get(&format!("{c}/logits0"));
+        let b = logits0.size()[0];
+        let first = logits0.argmax(-1, true);
+        let decoder_ids = Tensor::cat(
+            &[Tensor::zeros([b, 1], (Kind::Int64, Device::Cpu)), first],
+            1,
+        );
+        let logits = tch::no_grad(|| {
+            p.model
+                .forward_t(&tokens.ids, &tokens.mask, &decoder_ids, false)
+        });
+        assert_close(&format!("{c}/logits0"), &logits.select(1, 0), logits0, RTOL);
+        assert_close(
+            &format!("{c}/logits1"),
+            &logits.select(1, 1),
+            fx.get(&format!("{c}/logits1")),
+            RTOL,
+        );
+
+        // Greedy (top_k = 1): every path is the argmax path.
+        let h = case.horizons[0].min(p.prediction_length());
+        let greedy = SamplingConfig {
+            top_k: 1,
+            ..case.sampling()
+        };
+        let states = tch::no_grad(|| p.model.encode(&tokens.ids, &tokens.mask, false));
+        let paths = tch::no_grad(|| p.model.generate(&states, &tokens.mask, h, &greedy));
+        assert_ids_equal(
+            &format!("{c}/greedy/{h}"),
+            &paths,
+            fx.get(&format!("{c}/greedy/{h}")),
+        );
+
+        for &h in &case.horizons {
+            let first_chunk = h.min(p.prediction_length());
+            tch::manual_seed(fx.manifest.seed);
+            let tokens_drawn = tch::no_grad(|| {
+                p.model
+                    .generate(&states, &tokens.mask, first_chunk, &case.sampling())
+            });
+            assert_ids_equal(
+                &format!("{c}/sample_tokens/{h}"),
+                &tokens_drawn,
+                fx.get(&format!("{c}/sample_tokens/{h}")),
+            );
+            sampled_tokens += tokens_drawn.numel();
+
+            tch::manual_seed(fx.manifest.seed);
+            let samples = p
+                .predict(context, Some(h), &case.sampling(), false)
+                .unwrap();
+            assert_close(
+                &format!("{c}/samples/{h}"),
+                &samples,
+                fx.get(&format!("{c}/samples/{h}")),
+                RTOL,
+            );
+
+            tch::manual_seed(fx.manifest.seed);
+            let q = p
+                .predict_quantiles(context, Some(h), &case.levels, &case.sampling(), false)
+                .unwrap();
+            assert_close(
+                &format!("{c}/quantiles/{h}"),
+                &q.quantiles,
+                fx.get(&format!("{c}/quantiles/{h}")),
+                RTOL,
+            );
+            assert_close(
+                &format!("{c}/mean/{h}"),
+                &q.mean,
+                fx.get(&format!("{c}/mean/{h}")),
+                RTOL,
+            );
+        }
+    }
+    eprintln!("{model}: all outputs match; {sampled_tokens} seeded sampled tokens, 100% identical");
+}
+
+#[test]
+fn t5_tied_relu_matches_reference() {
+    check_f32("t5-rand");
+}
+
+#[test]
+fn t5_gated_untied_matches_reference() {
+    check_f32("t5-gated-untied");
+}
+
+#[test]
+fn upstream_dummy_t5_checkpoint_matches_reference() {
+    check_f32("dummy");
+}
+
+#[test]
+fn tokenizer_grid_matches_reference() {
+    let fx = Fixture::load("t5-rand");
+    let p = fx.pipeline(Dtype::F32);
+    assert_close(
+        "centers",
+        &p.tokenizer.centers,
+        fx.get("tokenizer/centers"),
+        0.0,
+    );
+    assert_close(
+        "boundaries",
+        &p.tokenizer.boundaries,
+        fx.get("tokenizer/boundaries"),
+        0.0,
+    );
+    let values = fx.get("tokenizer/values").unsqueeze(0);
+    let one = Tensor::from_slice(&[1.0f32]);
+    let ids = p.tokenizer.label_input_transform(&values, &one).ids;
+    let n = values.size()[1];
+    assert_ids_equal(
+        "tokenizer/ids",
+        &ids.narrow(1, 0, n).squeeze_dim(0),
+        fx.get("tokenizer/ids"),
+    );
+    let all = Tensor::arange(p.model.chronos.n_tokens, (Kind::Int64, Device::Cpu)).view([1, 1, -1]);
+    let out = p
+        .tokenizer
+        .output_transform(&all, &Tensor::from_slice(&[2.5f32]));
+    assert_close(
+        "tokenizer/output_values",
+        &out.flatten(0, -1),
+        &fx.get("tokenizer/output_values").flatten(0, -1),
+        0.0,
+    );
+}
+
+#[test]
+fn bf16_sampled_paths_are_close_to_reference_bf16() {
+    let _rng = lock_rng();
+    let fx = Fixture::load("t5-rand");
+    let p = fx.pipeline(Dtype::BF16);
+    let mut same = 0;
+    let mut total = 0;
+    for case in &fx.manifest.cases {
+        let h = p.prediction_length();
+        let key = format!("{}/samples_bf16/{h}", case.name);
+        tch::manual_seed(fx.manifest.seed);
+        let got = p
+            .predict(
+                fx.get(&format!("{}/context", case.name)),
+                Some(h),
+                &case.sampling(),
+                false,
+            )
+            .unwrap();
+        let want = fx.get(&key);
+        assert_eq!(got.size(), want.size(), "{key}");
+        same += got.eq_tensor(want).sum(Kind::Int64).int64_value(&[]);
+        total += got.numel() as i64;
+    }
+    // bf16 logits round differently at every op; a sampled token may change where two
+    // probabilities are close, after which the path diverges. Require most values to agree.
+    let fraction = same as f64 / total as f64;
+    eprintln!(
+        "bf16: {same}/{total} sampled values identical ({:.1}%)",
+        100.0 * fraction
+    );
+    assert!(fraction >= 0.9, "only {:.1}% identical", 100.0 * fraction);
+}
+
+#[test]
+fn sampling_settings_are_validated() {
+    let fx = Fixture::load("t5-rand");
+    let p = fx.pipeline(Dtype::F32);
+    let context = fx.get("basic/context");
+    for bad in [
+        SamplingConfig {
+            num_samples: 0,
+            ..p.default_sampling()
+        },
+        SamplingConfig {
+            temperature: 0.0,
+            ..p.default_sampling()
+        },
+        SamplingConfig {
+            top_k: -1,
+            ..p.default_sampling()
+        },
+        SamplingConfig {
+            top_p: 1.5,
+            ..p.default_sampling()
+        },
+    ] {
+        assert!(p.predict(context, None, &bad, false).is_err(), "{bad:?}");
+    }
+    let err = p
+        .predict(
+            context,
+            Some(p.prediction_length() + 1),
+            &p.default_sampling(),
+            true,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("exceeds"), "{err}");
+}
