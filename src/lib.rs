@@ -12,6 +12,7 @@ pub mod chronos_t5;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod kernel_synth;
 pub mod pipeline;
 pub mod sampling;
 pub mod t5;

@@ -8,6 +8,7 @@
 //! <quantile levels>...`) as CSV or Parquet.
 
 mod freq;
+mod gluonts;
 mod long;
 
 use std::path::PathBuf;
@@ -17,6 +18,10 @@ use chrono::NaiveDateTime;
 use parquet::errors::ParquetError;
 
 pub use freq::{future_timestamps, infer_freq, Anchor, Freq, TickUnit};
+pub use gluonts::{
+    read_gluonts, GluonEntry, GluonReader, GluonWriteOptions, GluonWriter, IpcCompression,
+    IpcFormat,
+};
 pub use long::{common_freq, read_long, write_forecasts, ForecastTable};
 
 /// Names of the id, timestamp and target columns of a long-format table.
@@ -179,5 +184,12 @@ pub enum DataError {
         path: PathBuf,
         id: String,
         timestamp: NaiveDateTime,
+    },
+    #[error("{}: row {row}: column '{column}' {problem}", path.display())]
+    BadEntry {
+        path: PathBuf,
+        row: usize,
+        column: String,
+        problem: String,
     },
 }
