@@ -25,4 +25,6 @@ ln -sfn "$torch_dir" "$venv/libtorch"
 if [ "${1:-}" = "--reference" ]; then
   # A no-op (no download) when the exact pins are already installed; applies pin changes otherwise.
   "$venv/bin/python" -m pip install --quiet -r "$REFERENCE_REQUIREMENTS"
+  # GluonTS (evaluation metrics, FileDataset) needs pandas < 3: its own venv, made by eval.py.
+  "$venv/bin/python" -c 'import sys; sys.path.insert(0, "'"$root"'/fixtures"); from eval import gluonts_python; gluonts_python()'
 fi
