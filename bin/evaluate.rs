@@ -16,7 +16,7 @@ use chronos::eval::{
     self, evaluate_dataset, hub, read_benchmarks, read_results, relative_scores, write_results,
     Model, ModelOptions, ResultRow,
 };
-use chronos::pipeline::{parse_device, Dtype};
+use chronos::runtime::Runtime;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,18 +47,11 @@ struct Args {
     /// Series per forward pass.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Compute dtype: f32 or bf16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    runtime: Runtime,
     /// Sample paths per series (Chronos-T5 only).
     #[arg(long)]
     num_samples: Option<usize>,
-    /// CPU threads for libtorch (default: libtorch's choice, one per core).
-    #[arg(long)]
-    threads: Option<i32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,12 +111,6 @@ fn evaluate(args: &Args) -> Result<()> {
     else {
         bail!("--config, --model and --output are required");
     };
-    if let Some(threads) = args.threads {
-        if threads < 1 {
-            bail!("--threads must be at least 1");
-        }
-        tch::set_num_threads(threads);
-    }
     let benchmarks = read_benchmarks(config)?;
     // With a data folder, every dataset must be there before any work starts.
     let local_files = match &args.data_dir {
@@ -135,9 +122,10 @@ fn evaluate(args: &Args) -> Result<()> {
         ),
         None => None,
     };
+    let (dtype, device) = args.runtime.apply()?;
     let options = ModelOptions {
-        dtype: args.dtype.parse::<Dtype>()?,
-        device: parse_device(&args.device)?,
+        dtype,
+        device,
         batch_size: args.batch_size,
         num_samples: args.num_samples,
     };

@@ -8,7 +8,8 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use chronos::data::{self, Columns, ForecastTable, Freq};
-use chronos::pipeline::{left_pad_and_stack, parse_device, Dtype, Pipeline};
+use chronos::pipeline::{left_pad_and_stack, Pipeline};
+use chronos::runtime::Runtime;
 use chronos::sampling::SamplingConfig;
 
 #[derive(Parser, Debug)]
@@ -48,15 +49,8 @@ struct Args {
     /// Series per forward pass.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
-    /// Compute dtype: f32 or bf16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// CPU threads for libtorch (default: libtorch's choice, one per core).
-    #[arg(long)]
-    threads: Option<i32>,
+    #[command(flatten)]
+    runtime: Runtime,
     /// Chronos-T5: sample paths per series (default: the checkpoint's).
     #[arg(long)]
     num_samples: Option<i64>,
@@ -82,14 +76,7 @@ fn main() -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    if let Some(threads) = args.threads {
-        if threads < 1 {
-            bail!("--threads must be at least 1");
-        }
-        tch::set_num_threads(threads);
-    }
-    let dtype: Dtype = args.dtype.parse()?;
-    let device = parse_device(&args.device)?;
+    let (dtype, device) = args.runtime.apply()?;
     let columns = Columns {
         id: args.id_column.clone(),
         timestamp: args.timestamp_column.clone(),

@@ -188,6 +188,25 @@ impl Checkpoint {
         })
     }
 
+    /// Builds a model with `build` (which creates its variables under the given root, at
+    /// f32) in a fresh VarStore on `device`, converts the variables to `kind`, freezes them and
+    /// loads the checkpoint's tensors into them (see [`Checkpoint::load_into`]). The VarStore
+    /// owns the variables the model's tensors refer to: keep it alive with the model.
+    pub fn load_model<M>(
+        &self,
+        kind: tch::Kind,
+        device: tch::Device,
+        aliases: &[(&str, &str)],
+        build: impl FnOnce(&tch::nn::Path) -> M,
+    ) -> Result<(M, VarStore)> {
+        let mut vs = VarStore::new(device);
+        let model = build(&vs.root());
+        vs.set_kind(kind);
+        vs.freeze();
+        self.load_into(&mut vs, aliases)?;
+        Ok((model, vs))
+    }
+
     fn describe_files(&self) -> PathBuf {
         match self.weight_files.as_slice() {
             [one] => one.clone(),

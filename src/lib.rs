@@ -16,6 +16,7 @@ pub mod eval;
 pub mod kernel_synth;
 pub mod metrics;
 pub mod pipeline;
+pub mod runtime;
 pub mod sampling;
 pub mod t5;
 pub mod tokenizer;

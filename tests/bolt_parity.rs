@@ -4,13 +4,11 @@
 
 mod common;
 
-use std::collections::HashMap;
-
 use chronos::checkpoint::Checkpoint;
 use chronos::pipeline::{BoltPipeline, Dtype};
-use common::{assert_close, model_dir, root};
+use common::{assert_close, model_dir, Expected};
 use serde::Deserialize;
-use tch::{Device, Tensor};
+use tch::Device;
 
 /// f32 tolerance: |a - b| <= RTOL * (1 + |b|).
 const RTOL: f64 = 1e-5;
@@ -32,42 +30,20 @@ struct Case {
     levels: Vec<f64>,
 }
 
-struct Fixture {
-    manifest: Manifest,
-    tensors: HashMap<String, Tensor>,
+type Fixture = Expected<Manifest>;
+
+fn load(model: &str) -> Fixture {
+    Expected::load("bolt", model)
 }
 
-impl Fixture {
-    fn load(model: &str) -> Self {
-        // The fixtures were computed single-threaded; libtorch's threaded reductions and matmul
-        // blocking change f32 rounding (the reference itself moves by up to ~8e-6 between 1 and
-        // 2 threads on unrolled horizons), so compare in the same arithmetic order.
-        tch::set_num_threads(1);
-        let dir = root().join("fixtures/bolt/expected");
-        let text = std::fs::read_to_string(dir.join(format!("{model}.json"))).unwrap();
-        let manifest: Manifest = serde_json::from_str(&text).unwrap();
-        let tensors = Tensor::read_safetensors(dir.join(format!("{model}.safetensors")))
-            .unwrap()
-            .into_iter()
-            .collect();
-        Fixture { manifest, tensors }
-    }
-
-    fn get(&self, key: &str) -> &Tensor {
-        self.tensors
-            .get(key)
-            .unwrap_or_else(|| panic!("fixture tensor '{key}' missing"))
-    }
-
-    fn pipeline(&self, dtype: Dtype) -> BoltPipeline {
-        let checkpoint = Checkpoint::from_dir(&model_dir(&self.manifest.model_dir)).unwrap();
-        BoltPipeline::load(&checkpoint, dtype, Device::Cpu).unwrap()
-    }
+fn pipeline(fx: &Fixture, dtype: Dtype) -> BoltPipeline {
+    let checkpoint = Checkpoint::from_dir(&model_dir(&fx.manifest.model_dir)).unwrap();
+    BoltPipeline::load(&checkpoint, dtype, Device::Cpu).unwrap()
 }
 
 fn check_f32(model: &str) {
-    let fx = Fixture::load(model);
-    let pipeline = fx.pipeline(Dtype::F32);
+    let fx = load(model);
+    let pipeline = pipeline(&fx, Dtype::F32);
     let mut worst: f64 = 0.0;
     let mut checked = 0;
     for case in &fx.manifest.cases {
@@ -119,8 +95,8 @@ fn upstream_dummy_checkpoint_matches_reference() {
 #[test]
 fn bf16_compute_is_close_to_reference_bf16() {
     for model in ["bolt-reg", "bolt-noreg"] {
-        let fx = Fixture::load(model);
-        let pipeline = fx.pipeline(Dtype::BF16);
+        let fx = load(model);
+        let pipeline = pipeline(&fx, Dtype::BF16);
         for case in &fx.manifest.cases {
             let h = case.horizons[0];
             let key = format!("{}/predict_bf16/{h}", case.name);
@@ -135,8 +111,8 @@ fn bf16_compute_is_close_to_reference_bf16() {
 
 #[test]
 fn limit_prediction_length_rejects_long_horizons() {
-    let fx = Fixture::load("bolt-reg");
-    let pipeline = fx.pipeline(Dtype::F32);
+    let fx = load("bolt-reg");
+    let pipeline = pipeline(&fx, Dtype::F32);
     let context = fx.get("basic/context");
     let h = pipeline.prediction_length();
     assert!(pipeline.predict(context, Some(h), true).is_ok());
@@ -147,8 +123,8 @@ fn limit_prediction_length_rejects_long_horizons() {
 
 #[test]
 fn quantile_levels_outside_unit_interval_are_rejected() {
-    let fx = Fixture::load("bolt-reg");
-    let pipeline = fx.pipeline(Dtype::F32);
+    let fx = load("bolt-reg");
+    let pipeline = pipeline(&fx, Dtype::F32);
     let err = pipeline
         .predict_quantiles(fx.get("basic/context"), None, &[0.5, 1.5], false)
         .unwrap_err();

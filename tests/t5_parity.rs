@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::collections::HashMap;
-
 use chronos::checkpoint::Checkpoint;
 use chronos::pipeline::{Dtype, T5Pipeline};
 use chronos::sampling::SamplingConfig;
-use common::{assert_close, model_dir, root};
+use common::{assert_close, model_dir, Expected};
 use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
 
@@ -54,35 +52,15 @@ impl Case {
     }
 }
 
-struct Fixture {
-    manifest: Manifest,
-    tensors: HashMap<String, Tensor>,
+type Fixture = Expected<Manifest>;
+
+fn load(model: &str) -> Fixture {
+    Expected::load("t5", model)
 }
 
-impl Fixture {
-    fn load(model: &str) -> Self {
-        // Single-threaded, as the fixtures were made (see tests/bolt_parity.rs).
-        tch::set_num_threads(1);
-        let dir = root().join("fixtures/t5/expected");
-        let text = std::fs::read_to_string(dir.join(format!("{model}.json"))).unwrap();
-        let manifest: Manifest = serde_json::from_str(&text).unwrap();
-        let tensors = Tensor::read_safetensors(dir.join(format!("{model}.safetensors")))
-            .unwrap()
-            .into_iter()
-            .collect();
-        Fixture { manifest, tensors }
-    }
-
-    fn get(&self, key: &str) -> &Tensor {
-        self.tensors
-            .get(key)
-            .unwrap_or_else(|| panic!("fixture tensor '{key}' missing"))
-    }
-
-    fn pipeline(&self, dtype: Dtype) -> T5Pipeline {
-        let checkpoint = Checkpoint::from_dir(&model_dir(&self.manifest.model_dir)).unwrap();
-        T5Pipeline::load(&checkpoint, dtype, Device::Cpu).unwrap()
-    }
+fn pipeline(fx: &Fixture, dtype: Dtype) -> T5Pipeline {
+    let checkpoint = Checkpoint::from_dir(&model_dir(&fx.manifest.model_dir)).unwrap();
+    T5Pipeline::load(&checkpoint, dtype, Device::Cpu).unwrap()
 }
 
 fn assert_ids_equal(name: &str, actual: &Tensor, expected: &Tensor) {
@@ -96,8 +74,8 @@ fn assert_ids_equal(name: &str, actual: &Tensor, expected: &Tensor) {
 /// Tokens, encoder states, logits, greedy and seeded paths, quantiles.
 fn check_f32(model: &str) {
     let _rng = lock_rng();
-    let fx = Fixture::load(model);
-    let p = fx.pipeline(Dtype::F32);
+    let fx = load(model);
+    let p = pipeline(&fx, Dtype::F32);
     let mut sampled_tokens = 0;
     for case in &fx.manifest.cases {
         let c = &case.name;
@@ -239,8 +217,8 @@ fn upstream_dummy_t5_checkpoint_matches_reference() {
 
 #[test]
 fn tokenizer_grid_matches_reference() {
-    let fx = Fixture::load("t5-rand");
-    let p = fx.pipeline(Dtype::F32);
+    let fx = load("t5-rand");
+    let p = pipeline(&fx, Dtype::F32);
     assert_close(
         "centers",
         &p.tokenizer.centers,
@@ -277,8 +255,8 @@ fn tokenizer_grid_matches_reference() {
 #[test]
 fn bf16_sampled_paths_are_close_to_reference_bf16() {
     let _rng = lock_rng();
-    let fx = Fixture::load("t5-rand");
-    let p = fx.pipeline(Dtype::BF16);
+    let fx = load("t5-rand");
+    let p = pipeline(&fx, Dtype::BF16);
     let mut same = 0;
     let mut total = 0;
     for case in &fx.manifest.cases {
@@ -310,8 +288,8 @@ fn bf16_sampled_paths_are_close_to_reference_bf16() {
 
 #[test]
 fn sampling_settings_are_validated() {
-    let fx = Fixture::load("t5-rand");
-    let p = fx.pipeline(Dtype::F32);
+    let fx = load("t5-rand");
+    let p = pipeline(&fx, Dtype::F32);
     let context = fx.get("basic/context");
     for bad in [
         SamplingConfig {

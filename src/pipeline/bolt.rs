@@ -25,11 +25,10 @@ impl BoltPipeline {
             path: checkpoint.config_path.clone(),
             message,
         })?;
-        let mut vs = VarStore::new(device);
-        let mut model = ChronosBolt::new(&vs.root(), &checkpoint.config, &chronos);
-        vs.set_kind(dtype.kind());
-        vs.freeze();
-        checkpoint.load_into(&mut vs, &bolt::TIED_ALIASES)?;
+        let (mut model, vs) =
+            checkpoint.load_model(dtype.kind(), device, &bolt::TIED_ALIASES, |root| {
+                ChronosBolt::new(root, &checkpoint.config, &chronos)
+            })?;
         model.pack_for_inference();
         Ok(BoltPipeline {
             model,

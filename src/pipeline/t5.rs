@@ -43,11 +43,10 @@ impl T5Pipeline {
                 chronos.n_tokens, checkpoint.config.vocab_size
             )));
         }
-        let mut vs = VarStore::new(device);
-        let mut model = ChronosT5::new(&vs.root(), &checkpoint.config, &chronos);
-        vs.set_kind(dtype.kind());
-        vs.freeze();
-        checkpoint.load_into(&mut vs, &chronos_t5::TIED_ALIASES)?;
+        let (mut model, vs) =
+            checkpoint.load_model(dtype.kind(), device, &chronos_t5::TIED_ALIASES, |root| {
+                ChronosT5::new(root, &checkpoint.config, &chronos)
+            })?;
         model.pack_for_inference();
         Ok(T5Pipeline {
             tokenizer: MeanScaleUniformBins::new(&chronos),

@@ -51,3 +51,35 @@ pub fn assert_close(name: &str, actual: &Tensor, expected: &Tensor, rtol: f64) -
     );
     worst
 }
+
+/// Reference outputs of one model: the manifest `<dir>/<model>.json` and the tensors of
+/// `<dir>/<model>.safetensors`, as the fixture generators write them.
+pub struct Expected<M> {
+    pub manifest: M,
+    pub tensors: std::collections::HashMap<String, Tensor>,
+}
+
+impl<M: serde::de::DeserializeOwned> Expected<M> {
+    /// Loads `fixtures/<family>/expected/<model>.*` and sets libtorch to one thread: the
+    /// fixtures were computed single-threaded, and threaded reductions and matmul blocking
+    /// change f32 rounding (the reference itself moves by up to ~8e-6 between 1 and 2 threads
+    /// on fed-back horizons), so the comparison runs in the same arithmetic order.
+    pub fn load(family: &str, model: &str) -> Self {
+        tch::set_num_threads(1);
+        let dir = root().join("fixtures").join(family).join("expected");
+        let text = std::fs::read_to_string(dir.join(format!("{model}.json"))).unwrap();
+        Expected {
+            manifest: serde_json::from_str(&text).unwrap(),
+            tensors: Tensor::read_safetensors(dir.join(format!("{model}.safetensors")))
+                .unwrap()
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> &Tensor {
+        self.tensors
+            .get(key)
+            .unwrap_or_else(|| panic!("fixture tensor '{key}' missing"))
+    }
+}
