@@ -31,6 +31,13 @@ lint: setup
 
 fixtures: setup-reference
 	.venv/bin/python fixtures/generate.py
+	.venv/bin/python fixtures/generate_t5.py
+	.venv/bin/python fixtures/generate_gpt2.py
+	.venv/bin/python fixtures/eval.py
+	.venv/bin/python fixtures/kernel_synth.py
 
 bench: setup-reference
 	$(CARGO) bench --bench bolt
+	$(CARGO) bench --bench t5
+	$(CARGO) bench --bench evaluate
+	$(CARGO) bench --bench kernel_synth

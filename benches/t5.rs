@@ -14,7 +14,7 @@
 mod common;
 
 use chronos::checkpoint::Checkpoint;
-use chronos::pipeline::{Dtype, T5Pipeline};
+use chronos::pipeline::{ChronosPipeline, Dtype};
 use common::{
     arg, env_or, full_size_checkpoint, median_seconds, peak_rss_mb, python_json, random_walks,
     TempFile,
@@ -36,7 +36,7 @@ fn main() {
     let one = inputs.narrow(0, 0, 1);
 
     let time = |dtype: Dtype| {
-        let p = T5Pipeline::load(&checkpoint, dtype, Device::Cpu).expect("load");
+        let p = ChronosPipeline::load(&checkpoint, dtype, Device::Cpu).expect("load");
         let sampling = chronos::sampling::SamplingConfig {
             num_samples: SAMPLES,
             ..p.default_sampling()

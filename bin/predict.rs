@@ -174,7 +174,7 @@ fn sampling_overrides(args: &Args, pipeline: &Pipeline) -> Result<Option<Samplin
             }
             Ok(None)
         }
-        Pipeline::T5(t5) => {
+        Pipeline::Chronos(t5) => {
             let defaults = t5.default_sampling();
             let sampling = SamplingConfig {
                 num_samples: args.num_samples.unwrap_or(defaults.num_samples),

@@ -30,7 +30,7 @@ impl ResidualBlock {
         act: Activation,
         dropout: f64,
     ) -> Self {
-        let cfg = Default::default();
+        let cfg = crate::attention::UNINITIALIZED_LINEAR;
         ResidualBlock {
             hidden_layer: nn::linear(&p / "hidden_layer", in_dim, h_dim, cfg),
             output_layer: nn::linear(&p / "output_layer", h_dim, out_dim, cfg),

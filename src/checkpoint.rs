@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use tch::{nn::VarStore, Kind, Tensor};
 
-use crate::config::T5Config;
+use crate::config::ModelConfig;
 use crate::error::{ChronosError, Result};
 
 const CONFIG: &str = "config.json";
@@ -22,7 +22,7 @@ const WEIGHTS_INDEX: &str = "model.safetensors.index.json";
 pub struct Checkpoint {
     /// Where the config came from (a folder, or a hub snapshot folder).
     pub config_path: PathBuf,
-    pub config: T5Config,
+    pub config: ModelConfig,
     /// One file, or the shards of a sharded checkpoint.
     pub weight_files: Vec<PathBuf>,
 }
@@ -54,7 +54,7 @@ impl Checkpoint {
                 "no config.json in this folder",
             ));
         }
-        let config = T5Config::from_file(&config_path)?;
+        let config = ModelConfig::from_file(&config_path)?;
         let weight_files = if dir.join(WEIGHTS).is_file() {
             vec![dir.join(WEIGHTS)]
         } else if dir.join(WEIGHTS_INDEX).is_file() {
@@ -304,7 +304,7 @@ mod hub {
                 .map_err(|e| format!("cannot fetch {file}: {e}"))
         };
         let config_path = get(CONFIG).map_err(hub_err)?;
-        let config = T5Config::from_file(&config_path)?;
+        let config = ModelConfig::from_file(&config_path)?;
         let weight_files = match get(WEIGHTS) {
             Ok(path) => vec![path],
             Err(single_err) => {

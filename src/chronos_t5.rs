@@ -10,7 +10,7 @@ use tch::{Kind, Tensor};
 use crate::config::T5Config;
 use crate::sampling::SamplingConfig;
 use crate::t5::Stack;
-use crate::tokenizer::ChronosT5Config;
+use crate::tokenizer::ChronosConfig;
 
 /// Keys that transformers writes as tied copies of `shared.weight`.
 pub const TIED_ALIASES: [(&str, &str); 3] = [
@@ -23,7 +23,7 @@ pub const TIED_ALIASES: [(&str, &str); 3] = [
 #[derive(Debug)]
 pub struct ChronosT5 {
     pub config: T5Config,
-    pub chronos: ChronosT5Config,
+    pub chronos: ChronosConfig,
     shared: Tensor,
     encoder: Stack,
     decoder: Stack,
@@ -35,7 +35,7 @@ pub struct ChronosT5 {
 
 impl ChronosT5 {
     /// Creates the variables (zero-initialised) under `p`, the root of the VarStore.
-    pub fn new(p: &nn::Path, config: &T5Config, chronos: &ChronosT5Config) -> Self {
+    pub fn new(p: &nn::Path, config: &T5Config, chronos: &ChronosConfig) -> Self {
         let tied = config.tie_word_embeddings;
         ChronosT5 {
             config: config.clone(),

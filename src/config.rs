@@ -1,5 +1,6 @@
-//! `config.json` of a Chronos checkpoint: the Hugging Face `T5Config` fields plus `chronos_config`
-//! and `chronos_pipeline_class`, mirrored by serde structs. Unknown HF fields are kept verbatim so a
+//! `config.json` of a Chronos checkpoint: the Hugging Face backbone config (`T5Config`, or
+//! `GPT2Config` for the causal variant, chosen by `model_type`) plus `chronos_config` and
+//! `chronos_pipeline_class`, mirrored by serde structs. Unknown HF fields are kept verbatim so a
 //! config read and written again is unchanged.
 
 use std::path::Path;
@@ -46,7 +47,7 @@ pub struct T5Config {
     pub architectures: Vec<String>,
     #[serde(default)]
     pub model_type: Option<String>,
-    /// Family-specific settings; parsed by [`ChronosBoltConfig`] or [`ChronosT5Config`].
+    /// Family-specific settings; parsed by [`ChronosBoltConfig`] or [`ChronosConfig`].
     #[serde(default)]
     pub chronos_config: Option<Value>,
     /// `ChronosPipeline` (default, as upstream) or `ChronosBoltPipeline`.
@@ -162,20 +163,6 @@ impl T5Config {
         Ok((act, gated))
     }
 
-    /// Reads and validates `config.json`.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| ChronosError::io(path, e))?;
-        let cfg: T5Config = serde_json::from_str(&text).map_err(|e| ChronosError::Config {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-        cfg.validate().map_err(|message| ChronosError::Config {
-            path: path.into(),
-            message,
-        })?;
-        Ok(cfg)
-    }
-
     fn validate(&self) -> std::result::Result<(), String> {
         for (key, value) in [
             ("d_model", self.d_model),
@@ -201,10 +188,149 @@ impl T5Config {
         self.feed_forward()?;
         Ok(())
     }
+}
+
+/// The GPT-2 architecture part of `config.json` (names as in `transformers.GPT2Config`), for the
+/// causal Chronos variant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Gpt2Config {
+    pub vocab_size: i64,
+    pub n_positions: i64,
+    pub n_embd: i64,
+    pub n_layer: i64,
+    pub n_head: i64,
+    /// Feed-forward width; `4 * n_embd` when absent, as in HF.
+    #[serde(default)]
+    pub n_inner: Option<i64>,
+    #[serde(default = "default_gpt2_activation")]
+    pub activation_function: String,
+    #[serde(default = "default_gpt2_eps")]
+    pub layer_norm_epsilon: f64,
+    #[serde(default = "default_dropout")]
+    pub resid_pdrop: f64,
+    #[serde(default = "default_dropout")]
+    pub embd_pdrop: f64,
+    #[serde(default = "default_dropout")]
+    pub attn_pdrop: f64,
+    #[serde(default = "default_true")]
+    pub scale_attn_weights: bool,
+    #[serde(default)]
+    pub scale_attn_by_inverse_layer_idx: bool,
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    #[serde(default)]
+    pub chronos_config: Option<Value>,
+    #[serde(default)]
+    pub chronos_pipeline_class: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn default_gpt2_activation() -> String {
+    "gelu_new".to_string()
+}
+fn default_gpt2_eps() -> f64 {
+    1e-5
+}
+
+impl Gpt2Config {
+    pub fn n_inner(&self) -> i64 {
+        self.n_inner.unwrap_or(4 * self.n_embd)
+    }
+
+    pub fn activation(&self) -> std::result::Result<Activation, String> {
+        Activation::from_hf(&self.activation_function).ok_or_else(|| {
+            format!(
+                "activation_function '{}' is not supported",
+                self.activation_function
+            )
+        })
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        for (key, value) in [
+            ("vocab_size", self.vocab_size),
+            ("n_positions", self.n_positions),
+            ("n_embd", self.n_embd),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_inner", self.n_inner()),
+        ] {
+            if value <= 0 {
+                return Err(format!("'{key}' must be positive, got {value}"));
+            }
+        }
+        if self.n_embd % self.n_head != 0 {
+            return Err(format!(
+                "n_embd {} is not a multiple of n_head {}",
+                self.n_embd, self.n_head
+            ));
+        }
+        if self.scale_attn_by_inverse_layer_idx {
+            return Err("scale_attn_by_inverse_layer_idx is not supported".into());
+        }
+        self.activation()?;
+        Ok(())
+    }
+}
+
+/// A checkpoint's `config.json`: its backbone, by `model_type` (`t5` when absent).
+#[derive(Debug, Clone)]
+pub enum ModelConfig {
+    T5(T5Config),
+    Gpt2(Gpt2Config),
+}
+
+impl ModelConfig {
+    /// Reads and validates `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let err = |message: String| ChronosError::Config {
+            path: path.into(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ChronosError::io(path, e))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let model_type = value
+            .get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or("t5")
+            .to_string();
+        let config = match model_type.as_str() {
+            "t5" => {
+                let cfg: T5Config =
+                    serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+                cfg.validate().map_err(err)?;
+                ModelConfig::T5(cfg)
+            }
+            "gpt2" => {
+                let cfg: Gpt2Config =
+                    serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+                cfg.validate().map_err(err)?;
+                ModelConfig::Gpt2(cfg)
+            }
+            other => {
+                return Err(err(format!(
+                    "model_type '{other}' is not supported (t5 or gpt2)"
+                )))
+            }
+        };
+        Ok(config)
+    }
+
+    /// `(chronos_config, chronos_pipeline_class)`.
+    fn chronos_fields(&self) -> (&Option<Value>, &Option<String>) {
+        match self {
+            ModelConfig::T5(c) => (&c.chronos_config, &c.chronos_pipeline_class),
+            ModelConfig::Gpt2(c) => (&c.chronos_config, &c.chronos_pipeline_class),
+        }
+    }
 
     /// The pipeline class named by the config (`ChronosPipeline` when absent, as upstream).
     pub fn pipeline_class(&self) -> &str {
-        self.chronos_pipeline_class
+        self.chronos_fields()
+            .1
             .as_deref()
             .unwrap_or("ChronosPipeline")
     }
@@ -212,7 +338,8 @@ impl T5Config {
     /// Parses `chronos_config` into a family's settings struct.
     pub fn chronos<C: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<C> {
         let value = self
-            .chronos_config
+            .chronos_fields()
+            .0
             .clone()
             .ok_or_else(|| ChronosError::Config {
                 path: path.into(),
@@ -222,6 +349,17 @@ impl T5Config {
             path: path.into(),
             message: format!("chronos_config: {e}"),
         })
+    }
+
+    /// The T5 backbone config; an error naming `path` for another backbone.
+    pub fn t5(&self, path: &Path) -> Result<&T5Config> {
+        match self {
+            ModelConfig::T5(c) => Ok(c),
+            ModelConfig::Gpt2(_) => Err(ChronosError::Config {
+                path: path.into(),
+                message: "this model needs a T5 backbone (model_type t5), not gpt2".into(),
+            }),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! tokenised Chronos-T5, [`pipeline`] the forecasting entry points, and [`data`]
 //! long-format tables in and out.
 
+pub mod attention;
 pub mod bolt;
 pub mod checkpoint;
 pub mod chronos_t5;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod gpt2;
 pub mod kernel_synth;
 pub mod metrics;
 pub mod pipeline;

@@ -6,18 +6,8 @@
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
+use crate::attention::{finfo_min, KeyValueCache};
 use crate::config::{Activation, T5Config};
-
-/// Most negative finite value of a float kind: HF's `torch.finfo(dtype).min`, used for masked
-/// attention positions (a fully masked row then attends uniformly, as in HF).
-fn finfo_min(kind: Kind) -> f64 {
-    match kind {
-        Kind::BFloat16 => -3.3895313892515355e38,
-        Kind::Half => -65504.0,
-        Kind::Double => f64::MIN,
-        _ => f32::MIN as f64,
-    }
-}
 
 /// Bias-free linear layer (`nn.Linear(in, out, bias=False)`), weight `(out, in)`.
 fn linear_no_bias(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
@@ -27,7 +17,7 @@ fn linear_no_bias(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
         out_dim,
         nn::LinearConfig {
             bias: false,
-            ..Default::default()
+            ..crate::attention::UNINITIALIZED_LINEAR
         },
     )
 }
@@ -367,61 +357,6 @@ impl Block {
 pub struct CrossKeyValues {
     key_values: Vec<(Tensor, Tensor)>,
     bias: Tensor,
-}
-
-/// Self-attention keys and values of the steps so far, in buffers preallocated for the
-/// expected number of steps (grown by doubling if exceeded) so a step copies only its own.
-#[derive(Debug)]
-pub struct KeyValueCache {
-    /// `(rows, heads, capacity, d_kv)` each, the first `len` steps valid.
-    buffers: Option<(Tensor, Tensor)>,
-    capacity: i64,
-    len: i64,
-}
-
-impl KeyValueCache {
-    fn new(capacity: i64) -> Self {
-        KeyValueCache {
-            buffers: None,
-            capacity: capacity.max(1),
-            len: 0,
-        }
-    }
-
-    /// Appends this step's `key`/`value` `(rows, heads, steps, d_kv)` and returns views of all
-    /// steps so far.
-    fn append(&mut self, key: &Tensor, value: &Tensor) -> (Tensor, Tensor) {
-        let steps = key.size()[2];
-        let needed = self.len + steps;
-        if self.buffers.is_none() || needed > self.capacity {
-            while needed > self.capacity {
-                self.capacity *= 2;
-            }
-            let mut shape = key.size();
-            shape[2] = self.capacity;
-            let options = (key.kind(), key.device());
-            let grown = (
-                Tensor::zeros(shape.as_slice(), options),
-                Tensor::zeros(shape.as_slice(), options),
-            );
-            if let Some((old_k, old_v)) = &self.buffers {
-                grown
-                    .0
-                    .narrow(2, 0, self.len)
-                    .copy_(&old_k.narrow(2, 0, self.len));
-                grown
-                    .1
-                    .narrow(2, 0, self.len)
-                    .copy_(&old_v.narrow(2, 0, self.len));
-            }
-            self.buffers = Some(grown);
-        }
-        let (k, v) = self.buffers.as_ref().expect("allocated above");
-        k.narrow(2, self.len, steps).copy_(key);
-        v.narrow(2, self.len, steps).copy_(value);
-        self.len = needed;
-        (k.narrow(2, 0, needed), v.narrow(2, 0, needed))
-    }
 }
 
 /// State of incremental decoding: the cross-attention keys/values and the self-attention

@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 /// `chronos_config` of a Chronos-T5 checkpoint (upstream `ChronosConfig`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct ChronosT5Config {
+pub struct ChronosConfig {
     pub tokenizer_class: String,
     pub tokenizer_kwargs: TokenizerKwargs,
     pub context_length: i64,
@@ -34,7 +34,7 @@ pub struct TokenizerKwargs {
     pub high_limit: f64,
 }
 
-impl ChronosT5Config {
+impl ChronosConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.tokenizer_class != "MeanScaleUniformBins" {
             return Err(format!(
@@ -96,7 +96,7 @@ pub struct Tokens {
 /// Mean scaling and uniform binning.
 #[derive(Debug)]
 pub struct MeanScaleUniformBins {
-    config: ChronosT5Config,
+    config: ChronosConfig,
     /// `(n_tokens - n_special_tokens - 1,)` f32: the value each bin stands for.
     pub centers: Tensor,
     /// `(bins + 1,)` f32: midpoints between centers, with ±1e20 at the ends.
@@ -104,7 +104,7 @@ pub struct MeanScaleUniformBins {
 }
 
 impl MeanScaleUniformBins {
-    pub fn new(config: &ChronosT5Config) -> Self {
+    pub fn new(config: &ChronosConfig) -> Self {
         let bins = config.n_tokens - config.n_special_tokens - 1;
         let kw = &config.tokenizer_kwargs;
         let centers = Tensor::linspace(

@@ -28,7 +28,8 @@ fn hub_id_loads_from_cache_offline_and_errors_name_the_model() {
         by_branch.weight_files,
         vec![snapshot.join("model.safetensors")]
     );
-    assert_eq!(by_branch.config.d_model, 32);
+    let t5 = by_branch.config.t5(&by_branch.config_path).unwrap();
+    assert_eq!(t5.d_model, 32);
     let by_commit = Checkpoint::open(&format!("amazon/chronos-bolt-test@{commit}")).unwrap();
     assert_eq!(by_commit.config_path, snapshot.join("config.json"));
 

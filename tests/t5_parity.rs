@@ -5,10 +5,12 @@
 mod common;
 
 use chronos::checkpoint::Checkpoint;
-use chronos::pipeline::{Dtype, T5Pipeline};
+use chronos::chronos_t5::ChronosT5;
+use chronos::pipeline::{Backbone, ChronosPipeline, Dtype};
 use chronos::sampling::SamplingConfig;
-use common::{assert_close, model_dir, Expected};
-use serde::Deserialize;
+use common::{
+    assert_close, assert_ids_equal, check_seeded_forecasts, model_dir, Expected, SamplingManifest,
+};
 use tch::{Device, Kind, Tensor};
 
 const RTOL: f64 = 1e-5;
@@ -23,52 +25,23 @@ fn lock_rng() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-#[derive(Deserialize)]
-struct Manifest {
-    model_dir: String,
-    seed: i64,
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    name: String,
-    horizons: Vec<i64>,
-    levels: Vec<f64>,
-    num_samples: i64,
-    temperature: f64,
-    top_k: i64,
-    top_p: f64,
-}
-
-impl Case {
-    fn sampling(&self) -> SamplingConfig {
-        SamplingConfig {
-            num_samples: self.num_samples,
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
-        }
-    }
-}
-
-type Fixture = Expected<Manifest>;
+type Fixture = Expected<SamplingManifest>;
 
 fn load(model: &str) -> Fixture {
     Expected::load("t5", model)
 }
 
-fn pipeline(fx: &Fixture, dtype: Dtype) -> T5Pipeline {
+fn pipeline(fx: &Fixture, dtype: Dtype) -> ChronosPipeline {
     let checkpoint = Checkpoint::from_dir(&model_dir(&fx.manifest.model_dir)).unwrap();
-    T5Pipeline::load(&checkpoint, dtype, Device::Cpu).unwrap()
+    ChronosPipeline::load(&checkpoint, dtype, Device::Cpu).unwrap()
 }
 
-fn assert_ids_equal(name: &str, actual: &Tensor, expected: &Tensor) {
-    assert_eq!(actual.size(), expected.size(), "{name}: shape");
-    let a: Vec<i64> = Vec::try_from(actual.to_kind(Kind::Int64).flatten(0, -1)).unwrap();
-    let b: Vec<i64> = Vec::try_from(expected.to_kind(Kind::Int64).flatten(0, -1)).unwrap();
-    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
-    assert_eq!(same, a.len(), "{name}: {same}/{} tokens identical", a.len());
+/// The T5 network of a seq2seq pipeline.
+fn t5(p: &ChronosPipeline) -> &ChronosT5 {
+    match &p.backbone {
+        Backbone::Seq2Seq(t5) => t5,
+        Backbone::Causal(_) => panic!("not a seq2seq model"),
+    }
 }
 
 /// Tokens, encoder states, logits, greedy and seeded paths, quantiles.
@@ -128,10 +101,8 @@ fn check_f32(model: &str) {
             &[Tensor::zeros([b, 1], (Kind::Int64, Device::Cpu)), first],
             1,
         );
-        let logits = tch::no_grad(|| {
-            p.model
-                .forward_t(&tokens.ids, &tokens.mask, &decoder_ids, false)
-        });
+        let logits =
+            tch::no_grad(|| t5(&p).forward_t(&tokens.ids, &tokens.mask, &decoder_ids, false));
         assert_close(&format!("{c}/logits0"), &logits.select(1, 0), logits0, RTOL);
         assert_close(
             &format!("{c}/logits1"),
@@ -146,56 +117,21 @@ fn check_f32(model: &str) {
             top_k: 1,
             ..case.sampling()
         };
-        let states = tch::no_grad(|| p.model.encode(&tokens.ids, &tokens.mask, false));
-        let paths = tch::no_grad(|| p.model.generate(&states, &tokens.mask, h, &greedy));
+        let states = tch::no_grad(|| t5(&p).encode(&tokens.ids, &tokens.mask, false));
+        let paths = tch::no_grad(|| t5(&p).generate(&states, &tokens.mask, h, &greedy));
         assert_ids_equal(
             &format!("{c}/greedy/{h}"),
             &paths,
             fx.get(&format!("{c}/greedy/{h}")),
         );
 
-        for &h in &case.horizons {
-            let first_chunk = h.min(p.prediction_length());
-            tch::manual_seed(fx.manifest.seed);
-            let tokens_drawn = tch::no_grad(|| {
-                p.model
-                    .generate(&states, &tokens.mask, first_chunk, &case.sampling())
-            });
-            assert_ids_equal(
-                &format!("{c}/sample_tokens/{h}"),
-                &tokens_drawn,
-                fx.get(&format!("{c}/sample_tokens/{h}")),
-            );
-            sampled_tokens += tokens_drawn.numel();
-
-            tch::manual_seed(fx.manifest.seed);
-            let samples = p
-                .predict(context, Some(h), &case.sampling(), false)
-                .unwrap();
-            assert_close(
-                &format!("{c}/samples/{h}"),
-                &samples,
-                fx.get(&format!("{c}/samples/{h}")),
-                RTOL,
-            );
-
-            tch::manual_seed(fx.manifest.seed);
-            let q = p
-                .predict_quantiles(context, Some(h), &case.levels, &case.sampling(), false)
-                .unwrap();
-            assert_close(
-                &format!("{c}/quantiles/{h}"),
-                &q.quantiles,
-                fx.get(&format!("{c}/quantiles/{h}")),
-                RTOL,
-            );
-            assert_close(
-                &format!("{c}/mean/{h}"),
-                &q.mean,
-                fx.get(&format!("{c}/mean/{h}")),
-                RTOL,
-            );
-        }
+        sampled_tokens += check_seeded_forecasts(
+            &fx,
+            &p,
+            case,
+            |h| t5(&p).generate(&states, &tokens.mask, h, &case.sampling()),
+            RTOL,
+        );
     }
     eprintln!("{model}: all outputs match; {sampled_tokens} seeded sampled tokens, 100% identical");
 }
@@ -240,7 +176,7 @@ fn tokenizer_grid_matches_reference() {
         &ids.narrow(1, 0, n).squeeze_dim(0),
         fx.get("tokenizer/ids"),
     );
-    let all = Tensor::arange(p.model.chronos.n_tokens, (Kind::Int64, Device::Cpu)).view([1, 1, -1]);
+    let all = Tensor::arange(p.config.n_tokens, (Kind::Int64, Device::Cpu)).view([1, 1, -1]);
     let out = p
         .tokenizer
         .output_transform(&all, &Tensor::from_slice(&[2.5f32]));

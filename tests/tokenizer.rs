@@ -1,10 +1,10 @@
 //! Properties of the MeanScaleUniformBins tokenizer (as upstream's test suite states them).
 
-use chronos::tokenizer::{ChronosT5Config, MeanScaleUniformBins, TokenizerKwargs};
+use chronos::tokenizer::{ChronosConfig, MeanScaleUniformBins, TokenizerKwargs};
 use tch::Tensor;
 
-fn config(n_tokens: i64, use_eos_token: bool) -> ChronosT5Config {
-    ChronosT5Config {
+fn config(n_tokens: i64, use_eos_token: bool) -> ChronosConfig {
+    ChronosConfig {
         tokenizer_class: "MeanScaleUniformBins".into(),
         tokenizer_kwargs: TokenizerKwargs {
             low_limit: -1.0,

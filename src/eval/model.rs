@@ -135,7 +135,7 @@ impl Model {
                 let out = p.predict_quantiles(&context, h, &QUANTILE_LEVELS, false)?;
                 (QUANTILE_LEVELS.len(), out.quantiles.transpose(1, 2))
             }
-            Pipeline::T5(p) => {
+            Pipeline::Chronos(p) => {
                 let mut sampling = p.default_sampling();
                 if let Some(n) = num_samples {
                     sampling.num_samples = *n as i64;
@@ -152,7 +152,7 @@ impl Model {
                 let chunk: Vec<f64> = chunk.iter().map(|&v| f64::from(v)).collect();
                 match pipeline.as_ref() {
                     Pipeline::Bolt(_) => Forecast::from_quantiles(&QUANTILE_LEVELS, horizon, chunk),
-                    Pipeline::T5(_) => Forecast::from_samples(rows, horizon, chunk),
+                    Pipeline::Chronos(_) => Forecast::from_samples(rows, horizon, chunk),
                 }
                 .map_err(metric)
             })

@@ -21,13 +21,14 @@ impl BoltPipeline {
     /// Builds the model from `checkpoint` and loads its weights at `dtype` on `device`.
     pub fn load(checkpoint: &Checkpoint, dtype: Dtype, device: Device) -> Result<Self> {
         let chronos: ChronosBoltConfig = checkpoint.config.chronos(&checkpoint.config_path)?;
+        let t5 = checkpoint.config.t5(&checkpoint.config_path)?;
         chronos.validate().map_err(|message| ChronosError::Config {
             path: checkpoint.config_path.clone(),
             message,
         })?;
         let (mut model, vs) =
             checkpoint.load_model(dtype.kind(), device, &bolt::TIED_ALIASES, |root| {
-                ChronosBolt::new(root, &checkpoint.config, &chronos)
+                ChronosBolt::new(root, t5, &chronos)
             })?;
         model.pack_for_inference();
         Ok(BoltPipeline {

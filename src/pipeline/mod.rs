@@ -3,7 +3,7 @@
 //! entry points with upstream's semantics.
 
 mod bolt;
-mod t5;
+mod chronos;
 
 use tch::{Device, Kind, Tensor};
 
@@ -12,7 +12,7 @@ use crate::error::{ChronosError, Result};
 use crate::sampling::SamplingConfig;
 
 pub use bolt::BoltPipeline;
-pub use t5::T5Pipeline;
+pub use chronos::{impute_last_value, Backbone, ChronosPipeline};
 
 /// Compute dtype of a loaded model (independent of the checkpoint's storage dtype).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,10 +149,12 @@ fn check_context(context: &Tensor) -> Result<()> {
 }
 
 /// A loaded Chronos model of whichever family its config names.
+// One per program: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Pipeline {
     Bolt(BoltPipeline),
-    T5(T5Pipeline),
+    Chronos(ChronosPipeline),
 }
 
 impl Pipeline {
@@ -166,7 +168,11 @@ impl Pipeline {
                 dtype,
                 device,
             )?)),
-            "ChronosPipeline" => Ok(Pipeline::T5(T5Pipeline::load(&checkpoint, dtype, device)?)),
+            "ChronosPipeline" => Ok(Pipeline::Chronos(ChronosPipeline::load(
+                &checkpoint,
+                dtype,
+                device,
+            )?)),
             other => Err(ChronosError::Config {
                 path: checkpoint.config_path.clone(),
                 message: format!("unknown chronos_pipeline_class '{other}'"),
@@ -178,7 +184,7 @@ impl Pipeline {
     pub fn prediction_length(&self) -> i64 {
         match self {
             Pipeline::Bolt(p) => p.prediction_length(),
-            Pipeline::T5(p) => p.prediction_length(),
+            Pipeline::Chronos(p) => p.prediction_length(),
         }
     }
 
@@ -202,7 +208,7 @@ impl Pipeline {
                 }
                 p.predict_quantiles(context, prediction_length, levels, limit_prediction_length)
             }
-            Pipeline::T5(p) => {
+            Pipeline::Chronos(p) => {
                 let sampling = sampling.copied().unwrap_or_else(|| p.default_sampling());
                 p.predict_quantiles(
                     context,

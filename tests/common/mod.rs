@@ -83,3 +83,82 @@ impl<M: serde::de::DeserializeOwned> Expected<M> {
             .unwrap_or_else(|| panic!("fixture tensor '{key}' missing"))
     }
 }
+
+/// Manifest of the tokenised-Chronos fixtures (Chronos-T5, causal GPT-2).
+#[derive(serde::Deserialize)]
+pub struct SamplingManifest {
+    pub model_dir: String,
+    pub seed: i64,
+    pub cases: Vec<SamplingCase>,
+}
+
+/// One case: its horizons, quantile levels and sampling settings.
+#[derive(serde::Deserialize)]
+pub struct SamplingCase {
+    pub name: String,
+    pub horizons: Vec<i64>,
+    pub levels: Vec<f64>,
+    pub num_samples: i64,
+    pub temperature: f64,
+    pub top_k: i64,
+    pub top_p: f64,
+}
+
+impl SamplingCase {
+    pub fn sampling(&self) -> chronos::sampling::SamplingConfig {
+        chronos::sampling::SamplingConfig {
+            num_samples: self.num_samples,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+        }
+    }
+}
+
+/// Asserts two integer tensors are equal, reporting how many elements agree.
+pub fn assert_ids_equal(name: &str, actual: &Tensor, expected: &Tensor) {
+    assert_eq!(actual.size(), expected.size(), "{name}: shape");
+    let a: Vec<i64> = Vec::try_from(actual.to_kind(tch::Kind::Int64).flatten(0, -1)).unwrap();
+    let b: Vec<i64> = Vec::try_from(expected.to_kind(tch::Kind::Int64).flatten(0, -1)).unwrap();
+    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    assert_eq!(same, a.len(), "{name}: {same}/{} tokens identical", a.len());
+}
+
+/// For every horizon of `case`, seeded as the fixture was: the first chunk's sampled tokens
+/// (`draw(chunk_len)`), `predict` and `predict_quantiles` against the reference, `rtol` for
+/// values. Returns the number of sampled tokens compared (all identical).
+pub fn check_seeded_forecasts(
+    fx: &Expected<SamplingManifest>,
+    p: &chronos::pipeline::ChronosPipeline,
+    case: &SamplingCase,
+    draw: impl Fn(i64) -> Tensor,
+    rtol: f64,
+) -> i64 {
+    let c = &case.name;
+    let context = fx.get(&format!("{c}/context"));
+    let mut compared = 0;
+    for &h in &case.horizons {
+        tch::manual_seed(fx.manifest.seed);
+        let drawn = tch::no_grad(|| draw(h.min(p.prediction_length())));
+        let key = format!("{c}/sample_tokens/{h}");
+        assert_ids_equal(&key, &drawn, fx.get(&key));
+        compared += drawn.numel() as i64;
+
+        tch::manual_seed(fx.manifest.seed);
+        let samples = p
+            .predict(context, Some(h), &case.sampling(), false)
+            .unwrap();
+        let key = format!("{c}/samples/{h}");
+        assert_close(&key, &samples, fx.get(&key), rtol);
+
+        tch::manual_seed(fx.manifest.seed);
+        let q = p
+            .predict_quantiles(context, Some(h), &case.levels, &case.sampling(), false)
+            .unwrap();
+        let key = format!("{c}/quantiles/{h}");
+        assert_close(&key, &q.quantiles, fx.get(&key), rtol);
+        let key = format!("{c}/mean/{h}");
+        assert_close(&key, &q.mean, fx.get(&key), rtol);
+    }
+    compared
+}
