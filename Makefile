@@ -35,6 +35,8 @@ fixtures: setup-reference
 	.venv/bin/python fixtures/generate_gpt2.py
 	.venv/bin/python fixtures/eval.py
 	.venv/bin/python fixtures/kernel_synth.py
+	.venv/bin/python fixtures/generate_train.py
+	.venv/bin/python fixtures/generate_train_data.py
 
 bench: setup-reference
 	$(CARGO) bench --bench bolt

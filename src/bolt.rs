@@ -6,6 +6,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::{Activation, ChronosBoltConfig, T5Config};
+use crate::error::{ChronosError, Result};
 use crate::t5::Stack;
 
 /// Epsilon that replaces a zero scale (upstream `InstanceNorm(eps=1e-5)`).
@@ -242,5 +243,92 @@ impl ChronosBolt {
             .loc_scale
             .denormalize(&preds.to_kind(Kind::Float).view([size[0], -1]))
             .view(size.as_slice())
+    }
+
+    /// Upstream's training loss (`ChronosBoltModelForForecasting.forward(context, target=...,
+    /// target_mask=...)`): the quantile (pinball) loss of the normalised forecast against `target`
+    /// `(batch, h)` f32, h <= prediction_length, normalised with the context's loc/scale. Missing
+    /// values (NaN; or, when `target_mask` `(batch, h)` is given, false there and only there: a
+    /// NaN it marks observed makes the loss NaN, as upstream) and the padding up to
+    /// prediction_length do not count. Per element
+    /// `2 |(y - q) ((y <= q) - tau)|`, averaged over the **quantile** axis and summed over the
+    /// horizon (upstream's `mean(dim=-2)` / `sum(dim=-1)` on `(batch, quantiles, horizon)`; its
+    /// comments say the reverse), then averaged over the batch. Returns a scalar (f32 for an f32
+    /// or bf16 model). `context` as in [`ChronosBolt::encode`]; `train` enables dropout.
+    pub fn loss(
+        &self,
+        context: &Tensor,
+        target: &Tensor,
+        target_mask: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let horizon = self.chronos.prediction_length;
+        let (batch, len) = target.size2().map_err(|_| {
+            ChronosError::InvalidInput(format!(
+                "target must be (batch, horizon), got shape {:?}",
+                target.size()
+            ))
+        })?;
+        if context.dim() != 2 || context.size()[0] != batch {
+            return Err(ChronosError::InvalidInput(format!(
+                "context {:?} and target {:?} must be (batch, len) with the same batch",
+                context.size(),
+                target.size()
+            )));
+        }
+        if len > horizon {
+            return Err(ChronosError::InvalidInput(format!(
+                "target length {len} exceeds the model's prediction_length {horizon}"
+            )));
+        }
+        if let Some(mask) = target_mask {
+            if mask.size() != target.size() {
+                return Err(ChronosError::InvalidInput(format!(
+                    "target_mask {:?} must have the target's shape {:?}",
+                    mask.size(),
+                    target.size()
+                )));
+            }
+        }
+        let encoded = self.encode(context, train);
+        let preds = self.quantiles_normalized(&encoded, train);
+        let device = preds.device();
+        let target = encoded
+            .loc_scale
+            .normalize(&target.to_device(device).to_kind(Kind::Float))
+            .unsqueeze(1);
+        let mask = match target_mask {
+            Some(mask) => mask.to_device(device).ne(0).unsqueeze(1),
+            None => target.isnan().logical_not(),
+        };
+        let mut target = target.masked_fill(&mask.logical_not(), 0.0);
+        let mut mask = mask;
+        if len < horizon {
+            target = Tensor::cat(
+                &[
+                    target,
+                    Tensor::zeros([batch, 1, horizon - len], (Kind::Float, device)),
+                ],
+                -1,
+            );
+            mask = Tensor::cat(
+                &[
+                    mask,
+                    Tensor::zeros([batch, 1, horizon - len], (Kind::Bool, device)),
+                ],
+                -1,
+            );
+        }
+        let levels: Vec<f32> = self.chronos.quantiles.iter().map(|&q| q as f32).collect();
+        let levels = Tensor::from_slice(&levels)
+            .to_device(device)
+            .to_kind(preds.kind())
+            .view([1, -1, 1]);
+        let below = target.le_tensor(&preds).to_kind(Kind::Float);
+        let loss = ((&target - &preds) * (below - levels)).abs() * 2.0 * mask.to_kind(Kind::Float);
+        Ok(loss
+            .mean_dim(-2, false, None::<Kind>)
+            .sum_dim_intlist(-1, false, None::<Kind>)
+            .mean(None::<Kind>))
     }
 }

@@ -8,6 +8,7 @@ use tch::nn;
 use tch::{Kind, Tensor};
 
 use crate::config::T5Config;
+use crate::error::{ChronosError, Result};
 use crate::sampling::SamplingConfig;
 use crate::t5::Stack;
 use crate::tokenizer::ChronosConfig;
@@ -18,6 +19,9 @@ pub const TIED_ALIASES: [(&str, &str); 3] = [
     ("decoder.embed_tokens.weight", "shared.weight"),
     ("lm_head.weight", "shared.weight"),
 ];
+
+/// Label value that the losses ignore (PyTorch's `ignore_index`, HF's convention).
+pub const IGNORE_INDEX: i64 = -100;
 
 /// The Chronos-T5 network. Parameter paths mirror the HF state dict.
 #[derive(Debug)]
@@ -129,5 +133,69 @@ impl ChronosT5 {
             tokens.push(token.shallow_clone());
         }
         Tensor::cat(&tokens, 1).view([batch, sampling.num_samples, horizon])
+    }
+
+    /// HF `_shift_right`: decoder inputs `(batch, len)` for `labels` `(batch, len)` int64, the
+    /// labels shifted one step right behind `decoder_start_token_id`, ignored labels
+    /// ([`IGNORE_INDEX`]) replaced by `pad_token_id`.
+    pub fn shift_right(&self, labels: &Tensor) -> Result<Tensor> {
+        let missing = |key: &str| {
+            ChronosError::InvalidInput(format!(
+                "the T5 config has no {key}, needed to build decoder inputs from labels"
+            ))
+        };
+        let start = self
+            .config
+            .decoder_start_token_id
+            .ok_or_else(|| missing("decoder_start_token_id"))?;
+        let pad = self
+            .config
+            .pad_token_id
+            .ok_or_else(|| missing("pad_token_id"))?;
+        let (batch, len) = labels.size2()?;
+        let starts = Tensor::full([batch, 1], start, (Kind::Int64, labels.device()));
+        let shifted = Tensor::cat(&[starts, labels.narrow(1, 0, len - 1)], 1);
+        Ok(shifted.masked_fill(&shifted.eq(IGNORE_INDEX), pad))
+    }
+
+    /// HF `T5ForConditionalGeneration(input_ids, attention_mask, labels).loss`: token-level
+    /// cross-entropy of the teacher-forced logits against `labels` `(batch, label_len)` int64
+    /// (upstream train.py: the tokenizer's `label_input_transform`, missing values set to
+    /// [`IGNORE_INDEX`]), averaged over the labels that are not ignored. `ids`/`mask` `(batch,
+    /// len)` are the encoder inputs (mask: nonzero = observed). Scalar in the model dtype; `train`
+    /// enables dropout. All labels ignored gives NaN, as in PyTorch.
+    pub fn loss(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        labels: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        if ids.dim() != 2 || mask.size() != ids.size() || labels.dim() != 2 {
+            return Err(ChronosError::InvalidInput(format!(
+                "input ids {:?}, attention mask {:?} and labels {:?} must be (batch, len) alike",
+                ids.size(),
+                mask.size(),
+                labels.size()
+            )));
+        }
+        if labels.size()[0] != ids.size()[0] || labels.size()[1] == 0 {
+            return Err(ChronosError::InvalidInput(format!(
+                "labels {:?} must be (batch, len >= 1) with the inputs' batch {}",
+                labels.size(),
+                ids.size()[0]
+            )));
+        }
+        let labels = labels.to_kind(Kind::Int64);
+        let decoder_ids = self.shift_right(&labels)?;
+        let logits = self.forward_t(ids, &mask.ne(0), &decoder_ids, train);
+        let vocab = logits.size()[2];
+        Ok(logits.view([-1, vocab]).cross_entropy_loss::<Tensor>(
+            &labels.view([-1]),
+            None,
+            tch::Reduction::Mean,
+            IGNORE_INDEX,
+            0.0,
+        ))
     }
 }

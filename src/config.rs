@@ -115,9 +115,12 @@ impl Activation {
             }
             Activation::Gelu => xs.gelu("none"),
             Activation::GeluNew => {
+                // HF's op order, `0.5 * x` first: autograd sums the three gradients that reach
+                // `x` in reverse creation order, so this order gives HF's gradients bit for bit.
+                let half = &xs * 0.5;
                 let inner = (&xs + xs.pow_tensor_scalar(3.0) * 0.044715)
                     * (2.0 / std::f64::consts::PI).sqrt();
-                xs * 0.5 * (inner.tanh() + 1.0)
+                half * (inner.tanh() + 1.0)
             }
             Activation::GeluTanh => xs.gelu("tanh"),
             Activation::Silu => xs.silu(),

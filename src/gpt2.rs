@@ -6,7 +6,9 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use crate::attention::KeyValueCache;
+use crate::chronos_t5::IGNORE_INDEX;
 use crate::config::{Activation, Gpt2Config};
+use crate::error::{ChronosError, Result};
 use crate::sampling::SamplingConfig;
 use crate::tokenizer::ChronosConfig;
 
@@ -236,7 +238,9 @@ impl ChronosGpt2 {
         hidden.linear(self.lm_head.as_ref().unwrap_or(&self.wte), None::<Tensor>)
     }
 
-    /// Teacher-forced logits `(batch, len, vocab)` of `ids` with `mask` (both `(batch, len)`).
+    /// Teacher-forced logits `(batch, len, vocab)` of `ids` with `mask` (both `(batch, len)`),
+    /// position ids counted over the observed tokens (as HF's `generate` derives them for
+    /// left-padded inputs; see [`ChronosGpt2::loss`] for HF's plain forward).
     pub fn forward_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let hidden = self.forward_cached(ids, &Self::position_ids(mask), mask, None, train);
         self.logits(&hidden)
@@ -292,5 +296,73 @@ impl ChronosGpt2 {
             tokens.push(token.shallow_clone());
         }
         Tensor::cat(&tokens, 1).view([batch, samples, horizon])
+    }
+
+    /// The `num_items_in_batch` transformers 5.24's `Trainer` counts for `labels` `(batch, len)`:
+    /// every label that is not [`IGNORE_INDEX`], each row's first one included although the
+    /// shifted loss never uses it (its causal-LM rule, `labels[..., 1:]`, keys on
+    /// `model.loss_type`, which is None for `GPT2LMHeadModel`).
+    pub fn num_items(labels: &Tensor) -> i64 {
+        labels.ne(IGNORE_INDEX).sum(Kind::Int64).int64_value(&[])
+    }
+
+    /// HF `GPT2LMHeadModel(input_ids, attention_mask, labels).loss` (upstream train.py's causal
+    /// path): cross-entropy of the logits at each position against the next position's label,
+    /// over `labels` `(batch, len)` int64 ([`IGNORE_INDEX`] = ignored; upstream: the input ids
+    /// with -100 wherever the mask is 0). Positions are `0..len` whatever the mask, as in HF's
+    /// forward without `position_ids` (upstream moves the padding to the right, so the observed
+    /// tokens come first); `mask` (nonzero = observed) hides keys. Reduction as HF's
+    /// `ForCausalLMLoss`: the mean over the non-ignored shifted labels, or with
+    /// `num_items_in_batch` their sum divided by it (transformers' `Trainer` always passes it for
+    /// this model, [`ChronosGpt2::num_items`] summed over the step's micro-batches, and then does
+    /// not divide by the accumulation steps). Scalar f32; `train` enables dropout.
+    pub fn loss(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        labels: &Tensor,
+        num_items_in_batch: Option<i64>,
+        train: bool,
+    ) -> Result<Tensor> {
+        if ids.dim() != 2 || mask.size() != ids.size() || labels.size() != ids.size() {
+            return Err(ChronosError::InvalidInput(format!(
+                "input ids {:?}, attention mask {:?} and labels {:?} must all be (batch, len)",
+                ids.size(),
+                mask.size(),
+                labels.size()
+            )));
+        }
+        let (batch, len) = ids.size2()?;
+        if len == 0 || len > self.config.n_positions {
+            return Err(ChronosError::InvalidInput(format!(
+                "sequence length {len} is not in 1..={} (the model's n_positions)",
+                self.config.n_positions
+            )));
+        }
+        let positions = Tensor::arange(len, (Kind::Int64, ids.device())).unsqueeze(0);
+        let hidden = self.forward_cached(ids, &positions, &mask.ne(0), None, train);
+        let logits = self.logits(&hidden).to_kind(Kind::Float);
+        let vocab = logits.size()[2];
+        // F.pad(labels, (0, 1), value=-100)[..., 1:]
+        let ignored = Tensor::full([batch, 1], IGNORE_INDEX, (Kind::Int64, labels.device()));
+        let shifted = Tensor::cat(
+            &[labels.to_kind(Kind::Int64).narrow(1, 1, len - 1), ignored],
+            1,
+        );
+        let reduction = match num_items_in_batch {
+            Some(_) => tch::Reduction::Sum,
+            None => tch::Reduction::Mean,
+        };
+        let loss = logits.view([-1, vocab]).cross_entropy_loss::<Tensor>(
+            &shifted.view([-1]),
+            None,
+            reduction,
+            IGNORE_INDEX,
+            0.0,
+        );
+        Ok(match num_items_in_batch {
+            Some(n) => loss / n as f64,
+            None => loss,
+        })
     }
 }

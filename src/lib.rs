@@ -15,6 +15,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod gpt2;
+pub mod init;
 pub mod kernel_synth;
 pub mod metrics;
 pub mod pipeline;
@@ -22,6 +23,7 @@ pub mod runtime;
 pub mod sampling;
 pub mod t5;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{ChronosError, Result};
 pub use pipeline::{BoltPipeline, Dtype, Pipeline};

@@ -171,8 +171,11 @@ impl Attention {
                 )
             }
             _ => {
+                // q, k, v in HF's order: autograd sums the gradients reaching `xs` in reverse
+                // creation order, so this order gives HF's gradients bit for bit.
+                let q = self.query(xs);
                 let (k, v) = self.key_value(xs, train);
-                (self.query(xs), k, v)
+                (q, k, v)
             }
         }
     }
@@ -433,8 +436,25 @@ impl Stack {
     pub fn encode(&self, embeds: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let len = embeds.size()[1];
         let bias = self.position_bias().forward(len, len, 0);
-        let bias = masked_bias(&bias, mask);
-        self.run(embeds, &bias, train)
+        let mut xs = embeds.dropout(self.dropout, train);
+        // Inference masks the position bias once for all blocks. Training masks it in every
+        // block, as HF's SDPA path does per layer: the bias's gradient is then reduced over the
+        // batch per block before the blocks' contributions add up, HF's summation order.
+        let shared = (!train).then(|| masked_bias(&bias, mask));
+        for block in &self.blocks {
+            let own;
+            let self_bias = match &shared {
+                Some(shared) => shared,
+                None => {
+                    own = masked_bias(&bias, mask);
+                    &own
+                }
+            };
+            xs = block.forward_t(&xs, self_bias, None, None, train);
+        }
+        self.final_layer_norm
+            .forward(&xs)
+            .dropout(self.dropout, train)
     }
 
     /// Keys and values of `encoder_states` `(batch, src_len, d_model)` for each decoder block,
@@ -531,16 +551,6 @@ impl Stack {
         }
         cache.step += 1;
         self.final_layer_norm.forward(&xs)
-    }
-
-    fn run(&self, embeds: &Tensor, self_bias: &Tensor, train: bool) -> Tensor {
-        let mut xs = embeds.dropout(self.dropout, train);
-        for block in &self.blocks {
-            xs = block.forward_t(&xs, self_bias, None, None, train);
-        }
-        self.final_layer_norm
-            .forward(&xs)
-            .dropout(self.dropout, train)
     }
 }
 

@@ -220,8 +220,9 @@ impl ChronosPipeline {
 }
 
 /// Missing values of `context` `(batch, len)` replaced by the last observed value of their series
-/// (causal models, as upstream trains them); NaN before a series' first observation (left
-/// padding) stays NaN, i.e. padding.
+/// (causal models, which upstream trains on imputed series); NaN before a series' first
+/// observation stays NaN, i.e. padding (unlike training's GluonTS imputation,
+/// `train::data::gluonts_last_value_imputation`, which fills it with the first value).
 pub fn impute_last_value(context: &Tensor) -> Tensor {
     let (batch, len) = context.size2().unwrap();
     let observed = context.isnan().logical_not();
