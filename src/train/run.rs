@@ -1,0 +1,695 @@
+//! The training loop of `bin/train.rs` (upstream `train.py`'s `Trainer.train()`): builds the
+//! model (random initialisation, or a checkpoint to fine-tune), the data pipeline and the
+//! optimiser from a [`TrainConfig`], takes `max_steps` optimisation steps, logs metrics and
+//! saves checkpoints into `output_dir/run-N/`.
+//!
+//! Layout of a run directory:
+//!
+//! * `training_info.json`: `{"training_config": {...}}` (upstream's `save_training_info`), with
+//!   the seed actually used;
+//! * `metrics.jsonl`: one JSON object every `log_steps` steps;
+//! * `checkpoint-<step>/` every `save_steps` steps and `checkpoint-final/` at the end, each with
+//!   `config.json`, `model.safetensors` (f32, HF key names, tied embeddings stored once as
+//!   `shared.weight`), `training_info.json` and `trainer_state.json` (step and data position).
+//!   Each is written into a temporary folder and renamed, so a checkpoint folder is complete.
+//!
+//! **Resuming.** tch 0.24 gives no access to libtorch's AdamW moments, and no access to the
+//! generator state. The loop therefore reseeds libtorch's generator before every step from
+//! `(seed, step)` (dropout draws depend only on the step), and [`resume`] rebuilds the optimiser
+//! state exactly by replaying the steps up to the last complete checkpoint (no I/O), then checks
+//! that the replayed weights and data position equal the checkpoint's bit for bit before
+//! continuing. The replay costs as much compute as the steps it replays; the result is the
+//! same final weights as an uninterrupted run on the same device and thread count.
+//!
+//! Initialisation and dropout draw from libtorch's process-wide generator, so runs in one
+//! process take turns ([`train`] and [`resume`] hold a process-wide lock while they run); other
+//! code drawing from that generator meanwhile (e.g. Chronos-T5 sampling in another thread)
+//! makes a run irreproducible.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::bolt::{self, ChronosBolt};
+use crate::checkpoint::Checkpoint;
+use crate::chronos_t5::{self, ChronosT5};
+use crate::config::ModelConfig;
+use crate::error::ChronosError;
+use crate::gpt2::{self, ChronosGpt2};
+use crate::init::{init_bolt, init_gpt2, init_t5};
+use crate::train::config::{ModelFamily, ModelType, TrainConfig, TrainConfigError};
+use crate::train::data::{
+    Batch, DataOptions, DataState, Mode, TrainDataError, TrainingData, DROP_PROB,
+};
+use crate::train::step::{LossScaling, Optimizer, Schedule, StepConfig, StepStats};
+
+/// Errors of a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainRunError {
+    #[error(transparent)]
+    Config(#[from] TrainConfigError),
+    #[error(transparent)]
+    Data(#[from] TrainDataError),
+    #[error(transparent)]
+    Model(#[from] ChronosError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A run directory that cannot be resumed (the message says why).
+    #[error("{}: cannot resume: {message}", path.display())]
+    Resume { path: PathBuf, message: String },
+    /// A loss that is not finite.
+    #[error("step {step}: the loss is {loss}; stopping")]
+    NonFinite { step: usize, loss: f64 },
+}
+
+type Result<T, E = TrainRunError> = std::result::Result<T, E>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainRunError + '_ {
+    move |source| TrainRunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How a run executes (not part of the training config).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where the model trains (f32 always).
+    pub device: Device,
+    /// Show an indicatif progress bar.
+    pub progress: bool,
+    /// Stop after this many optimisation steps in total (the run stays resumable, no final
+    /// checkpoint): to train in several sessions, and to test resumption.
+    pub stop_after: Option<usize>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            device: Device::Cpu,
+            progress: false,
+            stop_after: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_dir: PathBuf,
+    /// Optimisation steps done (in total, replayed ones included).
+    pub steps: usize,
+    /// Mean micro-batch loss of the first step this session trained (after any replay).
+    pub first_loss: f64,
+    /// Mean micro-batch loss of the last step.
+    pub last_loss: f64,
+    /// Steps per second of this session's (non-replayed) steps.
+    pub steps_per_second: f64,
+    /// `checkpoint-final` when the run reached `max_steps`.
+    pub final_checkpoint: Option<PathBuf>,
+}
+
+/// `trainer_state.json` of a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainerState {
+    pub step: usize,
+    pub seed: u64,
+    pub data: DataState,
+}
+
+/// Serialises runs within a process: they share libtorch's global generator.
+static RUN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn run_lock() -> std::sync::MutexGuard<'static, ()> {
+    RUN_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The next free `base_dir/run-N` (upstream `get_next_path("run", base_dir, "")`): one above
+/// the largest existing `run-<digits>` folder, `run-0` when there is none.
+pub fn next_run_dir(base_dir: &Path) -> PathBuf {
+    let next = std::fs::read_dir(base_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| run_number(&e.file_name().to_string_lossy()))
+                .map(|n| n + 1)
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    base_dir.join(format!("run-{next}"))
+}
+
+fn run_number(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("run-")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The latest `output_dir/run-N` (largest N), for `--resume` without a folder.
+pub fn latest_run_dir(base_dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(base_dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| run_number(&e.file_name().to_string_lossy()).map(|n| (n, e.path())))
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
+}
+
+enum Model {
+    Bolt(ChronosBolt),
+    T5(ChronosT5),
+    Gpt2(ChronosGpt2),
+}
+
+/// The model, its variables, the data and the optimiser of a run.
+struct Trainer {
+    cfg: TrainConfig,
+    seed: u64,
+    model: Model,
+    vs: VarStore,
+    data: TrainingData,
+    opt: Optimizer,
+}
+
+fn unsupported(message: &str) -> TrainRunError {
+    TrainRunError::Model(ChronosError::Unsupported(message.to_string()))
+}
+
+impl Trainer {
+    /// `cfg.seed` must be set.
+    fn new(cfg: TrainConfig, device: Device) -> Result<Self> {
+        let seed = cfg.seed.unwrap_or(0);
+        let backbone = cfg.backbone()?;
+        let checkpoint = if cfg.random_init {
+            None
+        } else {
+            Some(Checkpoint::open(&cfg.model_id)?)
+        };
+        let (model, mut vs) = match (cfg.model_family, cfg.model_type, &backbone) {
+            (ModelFamily::Bolt, _, ModelConfig::T5(t5)) => {
+                let chronos = cfg.bolt_config();
+                let build = |root: &tch::nn::Path| ChronosBolt::new(root, t5, &chronos);
+                let (m, vs) = match &checkpoint {
+                    Some(c) => c.load_model(Kind::Float, device, &bolt::TIED_ALIASES, build)?,
+                    None => {
+                        let vs = VarStore::new(device);
+                        let m = build(&vs.root());
+                        init_bolt(&vs, t5, &chronos, seed as i64)?;
+                        (m, vs)
+                    }
+                };
+                (Model::Bolt(m), vs)
+            }
+            (ModelFamily::T5, ModelType::Seq2seq, ModelConfig::T5(t5)) => {
+                let chronos = cfg.chronos_config();
+                let build = |root: &tch::nn::Path| ChronosT5::new(root, t5, &chronos);
+                let (m, vs) = match &checkpoint {
+                    Some(c) => {
+                        c.load_model(Kind::Float, device, &chronos_t5::TIED_ALIASES, build)?
+                    }
+                    None => {
+                        let vs = VarStore::new(device);
+                        let m = build(&vs.root());
+                        init_t5(&vs, t5, seed as i64)?;
+                        (m, vs)
+                    }
+                };
+                (Model::T5(m), vs)
+            }
+            (ModelFamily::T5, ModelType::Causal, ModelConfig::Gpt2(g)) => {
+                let chronos = cfg.chronos_config();
+                let build = |root: &tch::nn::Path| ChronosGpt2::new(root, g, &chronos);
+                let (m, vs) = match &checkpoint {
+                    Some(c) => c.load_model(Kind::Float, device, &gpt2::TIED_ALIASES, build)?,
+                    None => {
+                        let vs = VarStore::new(device);
+                        let m = build(&vs.root());
+                        init_gpt2(&vs, g, seed as i64)?;
+                        (m, vs)
+                    }
+                };
+                (Model::Gpt2(m), vs)
+            }
+            _ => {
+                return Err(unsupported(
+                    "this combination of model_family, model_type and backbone architecture \
+                     (Bolt and seq2seq need a T5 backbone, causal a GPT-2 one)",
+                ))
+            }
+        };
+        vs.unfreeze();
+
+        let mode = match (cfg.model_family, cfg.model_type) {
+            (ModelFamily::Bolt, _) => Mode::Bolt {
+                drop_prob: DROP_PROB,
+            },
+            (ModelFamily::T5, ModelType::Seq2seq) => Mode::Seq2Seq {
+                tokenizer: cfg.chronos_config(),
+                drop_prob: DROP_PROB,
+            },
+            (ModelFamily::T5, ModelType::Causal) => Mode::Causal {
+                tokenizer: cfg.chronos_config(),
+            },
+        };
+        let mut options = DataOptions::new(mode);
+        options.context_length = cfg.context_length as usize;
+        options.prediction_length = cfg.prediction_length as usize;
+        options.min_past = cfg.min_past as usize;
+        options.max_missing_prop = cfg.max_missing_prop;
+        options.shuffle_buffer_length = cfg.shuffle_buffer_length;
+        options.batch_size = cfg.per_device_train_batch_size;
+        options.seed = seed;
+        options.threads = cfg.dataloader_workers().max(1);
+        let data = TrainingData::open(
+            &cfg.training_data_paths,
+            Some(&cfg.probabilities()),
+            options,
+        )?;
+
+        let scaling = match cfg.model_family {
+            ModelFamily::Bolt => LossScaling::DivideByAccumulationSteps,
+            ModelFamily::T5 => LossScaling::AsIs,
+        };
+        let schedule = Schedule {
+            kind: cfg.lr_scheduler_type,
+            warmup_steps: cfg.warmup_steps(),
+            training_steps: cfg.max_steps as i64,
+        };
+        let step_config = StepConfig::new(
+            cfg.learning_rate,
+            schedule,
+            cfg.gradient_accumulation_steps as i64,
+            scaling,
+        );
+        let opt = Optimizer::new(&vs, step_config)?;
+        Ok(Trainer {
+            cfg,
+            seed,
+            model,
+            vs,
+            data,
+            opt,
+        })
+    }
+
+    fn step_count(&self) -> usize {
+        self.opt.step_count() as usize
+    }
+
+    /// One optimisation step (all micro-batches), libtorch's generator seeded from
+    /// `(seed, step)` first.
+    fn step(&mut self) -> Result<StepStats> {
+        let step = self.step_count();
+        tch::manual_seed(step_seed(self.seed, step));
+        let accumulation = self.cfg.gradient_accumulation_steps;
+        let device = self.vs.device();
+        let mut batches = Vec::with_capacity(accumulation);
+        for _ in 0..accumulation {
+            batches.push(self.data.next_batch()?);
+        }
+        let num_items: Option<i64> = match self.model {
+            Model::Gpt2(_) => Some(
+                batches
+                    .iter()
+                    .map(|b| match b {
+                        Batch::Tokens { labels, .. } => ChronosGpt2::num_items(labels),
+                        Batch::Values { .. } => 0,
+                    })
+                    .sum(),
+            ),
+            _ => None,
+        };
+        let model = &self.model;
+        let stats = self.opt.train_step(|i| {
+            let batch = &batches[i as usize];
+            match (model, batch) {
+                (Model::Bolt(m), Batch::Values { context, target }) => {
+                    m.loss(&context.to(device), &target.to(device), None, true)
+                }
+                (
+                    Model::T5(m),
+                    Batch::Tokens {
+                        input_ids,
+                        attention_mask,
+                        labels,
+                    },
+                ) => m.loss(
+                    &input_ids.to(device),
+                    &attention_mask.to(device),
+                    &labels.to(device),
+                    true,
+                ),
+                (
+                    Model::Gpt2(m),
+                    Batch::Tokens {
+                        input_ids,
+                        attention_mask,
+                        labels,
+                    },
+                ) => m.loss(
+                    &input_ids.to(device),
+                    &attention_mask.to(device),
+                    &labels.to(device),
+                    num_items,
+                    true,
+                ),
+                _ => Err(ChronosError::InvalidInput(
+                    "the data pipeline produced batches for another model family".into(),
+                )),
+            }
+        })?;
+        let loss = mean(&stats.losses);
+        if !loss.is_finite() {
+            return Err(TrainRunError::NonFinite { step, loss });
+        }
+        Ok(stats)
+    }
+
+    /// The variables by name, sorted, as f32 CPU tensors (what `model.safetensors` holds).
+    fn weights(&self) -> Vec<(String, Tensor)> {
+        let mut vars: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(name, t)| {
+                let t = t.detach().to_kind(Kind::Float).to(Device::Cpu).contiguous();
+                (name, t)
+            })
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+
+    fn trainer_state(&self) -> TrainerState {
+        TrainerState {
+            step: self.step_count(),
+            seed: self.seed,
+            data: self.data.state(),
+        }
+    }
+
+    /// Writes `run_dir/<name>/` atomically (a temporary folder renamed into place).
+    fn save(&self, run_dir: &Path, name: &str) -> Result<PathBuf> {
+        let target = run_dir.join(name);
+        let tmp = run_dir.join(format!(".{name}.tmp"));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        self.cfg.write_config_json(&tmp)?;
+        let weights = tmp.join("model.safetensors");
+        Tensor::write_safetensors(&self.weights(), &weights)
+            .map_err(|e| TrainRunError::Model(e.into()))?;
+        write_json(&tmp.join("training_info.json"), &training_info(&self.cfg))?;
+        write_json(
+            &tmp.join("trainer_state.json"),
+            &serde_json::to_value(self.trainer_state()).unwrap_or(Value::Null),
+        )?;
+        if target.exists() {
+            std::fs::remove_dir_all(&target).map_err(io(&target))?;
+        }
+        std::fs::rename(&tmp, &target).map_err(io(&target))?;
+        Ok(target)
+    }
+}
+
+/// The seed of libtorch's generator for step `step` (dropout).
+fn step_seed(seed: u64, step: usize) -> i64 {
+    (seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(step as u64)
+        & 0x7FFF_FFFF_FFFF_FFFF) as i64
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// `{"training_config": {...}}`, as upstream's `save_training_info`.
+pub fn training_info(cfg: &TrainConfig) -> Value {
+    json!({ "training_config": serde_json::to_value(cfg).unwrap_or(Value::Null) })
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
+    std::fs::write(path, text).map_err(io(path))
+}
+
+/// Starts a run of `cfg` (validated, as [`TrainConfig::load`] gives it) in the next free
+/// `output_dir/run-N`. Without a `seed`, one is drawn and recorded in `training_info.json`.
+pub fn train(cfg: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
+    cfg.validate()?;
+    let _turn = run_lock();
+    let mut cfg = cfg.clone();
+    if cfg.seed.is_none() {
+        cfg.seed = Some(random_seed());
+    }
+    let trainer = Trainer::new(cfg.clone(), options.device)?;
+    std::fs::create_dir_all(&cfg.output_dir).map_err(io(&cfg.output_dir))?;
+    let run_dir = next_run_dir(&cfg.output_dir);
+    std::fs::create_dir(&run_dir).map_err(io(&run_dir))?;
+    write_json(&run_dir.join("training_info.json"), &training_info(&cfg))?;
+    run_loop(trainer, &run_dir, options, 0, Vec::new())
+}
+
+/// A seed from the clock and the process id (upstream: `randint(0, 2**32)`).
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (nanos ^ (u64::from(std::process::id()) << 32)) % (1 << 32)
+}
+
+/// The last complete `checkpoint-<step>` of `run_dir`, with its state.
+fn last_checkpoint(run_dir: &Path) -> Result<Option<(PathBuf, TrainerState)>> {
+    let entries = std::fs::read_dir(run_dir).map_err(io(run_dir))?;
+    let mut best: Option<(usize, PathBuf)> = None;
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(step) = name
+            .strip_prefix("checkpoint-")
+            .and_then(|s| s.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if entry.path().join("trainer_state.json").is_file()
+            && best.as_ref().is_none_or(|(b, _)| step > *b)
+        {
+            best = Some((step, entry.path()));
+        }
+    }
+    let Some((_, dir)) = best else {
+        return Ok(None);
+    };
+    let path = dir.join("trainer_state.json");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let state: TrainerState = serde_json::from_str(&text).map_err(|e| TrainRunError::Resume {
+        path: path.clone(),
+        message: format!("invalid trainer state: {e}"),
+    })?;
+    Ok(Some((dir, state)))
+}
+
+/// Reads the training config of a run (`run_dir/training_info.json`).
+pub fn run_config(run_dir: &Path) -> Result<TrainConfig> {
+    let path = run_dir.join("training_info.json");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let bad = |message: String| TrainRunError::Resume {
+        path: path.clone(),
+        message,
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let cfg: TrainConfig = serde_json::from_value(value["training_config"].clone())
+        .map_err(|e| bad(format!("invalid training_config: {e}")))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Continues the run in `run_dir` from its last complete checkpoint (from step 0 when it has
+/// none) up to `max_steps` (see the module docs for how the optimiser state is restored).
+pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<RunSummary> {
+    let cfg = run_config(run_dir)?;
+    let _turn = run_lock();
+    if run_dir.join("checkpoint-final").is_dir() {
+        return Err(TrainRunError::Resume {
+            path: run_dir.to_path_buf(),
+            message: "the run is complete (checkpoint-final exists)".into(),
+        });
+    }
+    let mut trainer = Trainer::new(cfg, options.device)?;
+    let mut start = 0;
+    let mut window = Vec::new();
+    if let Some((dir, state)) = last_checkpoint(run_dir)? {
+        let mismatch = |message: String| TrainRunError::Resume {
+            path: dir.clone(),
+            message,
+        };
+        if state.seed != trainer.seed {
+            return Err(mismatch(format!(
+                "seed {} differs from training_info.json's {}",
+                state.seed, trainer.seed
+            )));
+        }
+        let bar = progress_bar(options.progress, state.step as u64, "replaying");
+        while trainer.step_count() < state.step {
+            let stats = trainer.step()?;
+            // The losses since the last metrics line, for the next one.
+            if trainer.step_count().is_multiple_of(trainer.cfg.log_steps) {
+                window.clear();
+            } else {
+                window.push(mean(&stats.losses));
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        if trainer.data.state() != state.data {
+            return Err(mismatch(
+                "the replayed data position differs from the checkpoint's".into(),
+            ));
+        }
+        let weights = dir.join("model.safetensors");
+        let mut saved =
+            Tensor::read_safetensors(&weights).map_err(|e| TrainRunError::Model(e.into()))?;
+        saved.sort_by(|a, b| a.0.cmp(&b.0));
+        let ours = trainer.weights();
+        let same = saved.len() == ours.len()
+            && saved
+                .iter()
+                .zip(&ours)
+                .all(|((a, x), (b, y))| a == b && x.size() == y.size() && x.equal(y));
+        if !same {
+            return Err(mismatch(
+                "the replayed weights differ from the checkpoint's (another device, thread \
+                 count or build?)"
+                    .into(),
+            ));
+        }
+        start = state.step;
+    }
+    truncate_metrics(&run_dir.join("metrics.jsonl"), start)?;
+    run_loop(trainer, run_dir, options, start, window)
+}
+
+/// Drops the metric lines of steps after `step` (written before an interruption).
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<Value>(line)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s as usize <= step)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(path, kept).map_err(io(path))
+}
+
+fn progress_bar(show: bool, len: u64, message: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg} [{elapsed_precise}] {bar:30} {pos}/{len} (eta {eta})",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(message.to_string());
+    bar
+}
+
+fn run_loop(
+    mut trainer: Trainer,
+    run_dir: &Path,
+    options: &RunOptions,
+    start: usize,
+    mut window: Vec<f64>,
+) -> Result<RunSummary> {
+    let max_steps = trainer.cfg.max_steps;
+    let (log_steps, save_steps) = (trainer.cfg.log_steps, trainer.cfg.save_steps);
+    let stop = options.stop_after.unwrap_or(max_steps).min(max_steps);
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .map_err(io(&metrics_path))?;
+    let bar = progress_bar(options.progress, max_steps as u64, "training");
+    bar.set_position(start as u64);
+    let began = Instant::now();
+    let (mut first_loss, mut last_loss) = (f64::NAN, f64::NAN);
+    let mut window_start = Instant::now();
+    while trainer.step_count() < stop {
+        let stats = trainer.step()?;
+        let step = trainer.step_count();
+        let loss = mean(&stats.losses);
+        if first_loss.is_nan() {
+            first_loss = loss;
+        }
+        last_loss = loss;
+        window.push(loss);
+        let done = (step - start) as f64;
+        let rate = done / began.elapsed().as_secs_f64().max(1e-9);
+        bar.set_position(step as u64);
+        bar.set_message(format!(
+            "loss {loss:.4} lr {:.2e} {rate:.2} steps/s",
+            stats.learning_rate
+        ));
+        if step.is_multiple_of(log_steps) || step == max_steps {
+            let window_rate = window.len() as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
+            let line = json!({
+                "step": step,
+                "loss": mean(&window),
+                "learning_rate": stats.learning_rate,
+                "grad_norm": stats.grad_norm,
+                "steps_per_second": window_rate,
+                "elapsed_s": began.elapsed().as_secs_f64(),
+            });
+            writeln!(metrics, "{line}").map_err(io(&metrics_path))?;
+            metrics.flush().map_err(io(&metrics_path))?;
+            bar.println(line.to_string());
+            window.clear();
+            window_start = Instant::now();
+        }
+        if step.is_multiple_of(save_steps) {
+            trainer.save(run_dir, &format!("checkpoint-{step}"))?;
+        }
+    }
+    bar.finish_and_clear();
+    let steps = trainer.step_count();
+    let final_checkpoint = if steps >= max_steps {
+        Some(trainer.save(run_dir, "checkpoint-final")?)
+    } else {
+        None
+    };
+    let trained = steps.saturating_sub(start);
+    Ok(RunSummary {
+        run_dir: run_dir.to_path_buf(),
+        steps,
+        first_loss,
+        last_loss,
+        steps_per_second: trained as f64 / began.elapsed().as_secs_f64().max(1e-9),
+        final_checkpoint,
+    })
+}
