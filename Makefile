@@ -43,3 +43,4 @@ bench: setup-reference
 	$(CARGO) bench --bench t5
 	$(CARGO) bench --bench evaluate
 	$(CARGO) bench --bench kernel_synth
+	$(CARGO) bench --bench train
