@@ -16,8 +16,8 @@ use chronos::bolt::ChronosBolt;
 use chronos::checkpoint::Checkpoint;
 use chronos::pipeline::{BoltPipeline, Dtype};
 use common::{
-    arg, env_or, full_size_checkpoint, matmul_rate, median_seconds, peak_rss_mb, python_json,
-    random_walks, TempFile,
+    env_or, full_size_checkpoint, matmul_rate, median_seconds, peak_rss_mb,
+    python_forecast_timings, random_walks, TempFile,
 };
 use tch::{Device, Tensor};
 
@@ -92,28 +92,17 @@ fn main() {
         .max()
         .double_value(&[]);
 
-    let py = python_json(
+    let py = python_forecast_timings(
         "bench_bolt.py",
-        &[
-            "--model".into(),
-            arg(&dir),
-            "--inputs".into(),
-            arg(&input_file.0),
-            "--batch".into(),
-            BATCH.to_string(),
-            "--context".into(),
-            CONTEXT.to_string(),
-            "--horizon".into(),
-            HORIZON.to_string(),
-            "--repeats".into(),
-            repeats.to_string(),
-        ],
+        &dir,
+        &input_file.0,
+        (BATCH, CONTEXT, HORIZON),
+        repeats,
+        &[],
     );
-    let py_batch = py["batch_s"].as_f64().unwrap();
-    let py_single = py["single_s"].as_f64().unwrap();
-    let py_rss = py["peak_rss_mb"].as_f64().unwrap();
+    let (py_batch, py_single, py_rss) = (py.batch_s, py.single_s, py.peak_rss_mb);
 
-    println!("chronos-bolt-{size} (random weights), f32, context {CONTEXT}, horizon {HORIZON}, CPU threads: rust {threads}, python {}", py["threads"]);
+    println!("chronos-bolt-{size} (random weights), f32, context {CONTEXT}, horizon {HORIZON}, CPU threads: rust {threads}, python {}", py.threads);
     println!(
         "plain f32 matmul (2048^3, libtorch): {:.1} GFLOP/s",
         peak / 1e9

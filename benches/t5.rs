@@ -16,8 +16,8 @@ mod common;
 use chronos::checkpoint::Checkpoint;
 use chronos::pipeline::{ChronosPipeline, Dtype};
 use common::{
-    arg, env_or, full_size_checkpoint, median_seconds, peak_rss_mb, python_json, random_walks,
-    TempFile,
+    env_or, full_size_checkpoint, median_seconds, peak_rss_mb, python_forecast_timings,
+    random_walks, TempFile,
 };
 use tch::{Device, Tensor};
 
@@ -52,33 +52,20 @@ fn main() {
     let rust_rss = peak_rss_mb();
     let (bf16_batch, bf16_single) = time(Dtype::BF16);
 
-    let py = python_json(
+    let py = python_forecast_timings(
         "bench_t5.py",
-        &[
-            "--model".into(),
-            arg(&dir),
-            "--inputs".into(),
-            arg(&input_file.0),
-            "--batch".into(),
-            BATCH.to_string(),
-            "--context".into(),
-            CONTEXT.to_string(),
-            "--horizon".into(),
-            HORIZON.to_string(),
-            "--num-samples".into(),
-            SAMPLES.to_string(),
-            "--repeats".into(),
-            repeats.to_string(),
-        ],
+        &dir,
+        &input_file.0,
+        (BATCH, CONTEXT, HORIZON),
+        repeats,
+        &["--num-samples".into(), SAMPLES.to_string()],
     );
-    let py_batch = py["batch_s"].as_f64().unwrap();
-    let py_single = py["single_s"].as_f64().unwrap();
-    let py_rss = py["peak_rss_mb"].as_f64().unwrap();
+    let (py_batch, py_single, py_rss) = (py.batch_s, py.single_s, py.peak_rss_mb);
 
     println!(
         "chronos-t5-{size} (random weights), f32, context {CONTEXT}, horizon {HORIZON}, {SAMPLES} samples, CPU threads: rust {}, python {}",
         tch::get_num_threads(),
-        py["threads"]
+        py.threads
     );
     println!(
         "{:<30} {:>10} {:>10} {:>10}",

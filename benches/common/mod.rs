@@ -121,3 +121,52 @@ impl Drop for TempFile {
 pub fn arg(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// What `fixtures/bench_bolt.py` / `bench_t5.py` measure for the Python pipeline.
+pub struct PythonForecastTimings {
+    /// Seconds per predict of the whole batch.
+    pub batch_s: f64,
+    /// Seconds per predict of one series.
+    pub single_s: f64,
+    pub peak_rss_mb: f64,
+    pub threads: serde_json::Value,
+}
+
+/// Runs a forecasting benchmark script on `model` with the raw f32 `inputs` of shape
+/// `(batch, context)`, `horizon` steps, `repeats` timed calls, and any `extra` arguments.
+pub fn python_forecast_timings(
+    script: &str,
+    model: &Path,
+    inputs: &Path,
+    (batch, context, horizon): (i64, i64, i64),
+    repeats: usize,
+    extra: &[String],
+) -> PythonForecastTimings {
+    let mut args = vec![
+        "--model".into(),
+        arg(model),
+        "--inputs".into(),
+        arg(inputs),
+        "--batch".into(),
+        batch.to_string(),
+        "--context".into(),
+        context.to_string(),
+        "--horizon".into(),
+        horizon.to_string(),
+        "--repeats".into(),
+        repeats.to_string(),
+    ];
+    args.extend_from_slice(extra);
+    let py = python_json(script, &args);
+    let number = |key: &str| {
+        py[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{script}: no number '{key}' in {py}"))
+    };
+    PythonForecastTimings {
+        batch_s: number("batch_s"),
+        single_s: number("single_s"),
+        peak_rss_mb: number("peak_rss_mb"),
+        threads: py["threads"].clone(),
+    }
+}
