@@ -23,6 +23,7 @@ use chrono::NaiveDateTime;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::EvalError;
+use crate::data::DataError;
 use crate::data::{infer_freq, read_gluonts, Freq};
 
 /// Name of the timestamp list column.
@@ -124,7 +125,7 @@ pub fn read_dataset(
             continue;
         }
         for batch in batches {
-            let batch = batch.map_err(|source| EvalError::Arrow {
+            let batch = batch.map_err(|source| DataError::Arrow {
                 path: file.clone(),
                 source,
             })?;
@@ -173,13 +174,13 @@ type Batches = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>>;
 
 /// The schema and record batches of a Parquet file or an Arrow IPC file or stream.
 fn open_batches(path: &Path) -> Result<(SchemaRef, Batches), EvalError> {
-    let arrow_err = |source| EvalError::Arrow {
+    let arrow_err = |source| DataError::Arrow {
         path: path.to_path_buf(),
         source,
     };
     let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
     if path.extension().and_then(|e| e.to_str()) == Some("parquet") {
-        let parquet_err = |source| EvalError::Parquet {
+        let parquet_err = |source| DataError::Parquet {
             path: path.to_path_buf(),
             source,
         };
@@ -302,7 +303,7 @@ impl DatasetReader {
                 ));
             }
             let values =
-                cast(&lists.values, &DataType::Float64).map_err(|source| EvalError::Arrow {
+                cast(&lists.values, &DataType::Float64).map_err(|source| DataError::Arrow {
                     path: path.to_path_buf(),
                     source,
                 })?;
@@ -405,7 +406,7 @@ fn item_ids(path: &Path, batch: &RecordBatch, base: usize) -> Result<Vec<String>
             .map(|i| format!("row{}", base + i))
             .collect());
     };
-    let text = cast(col, &DataType::Utf8).map_err(|source| EvalError::Arrow {
+    let text = cast(col, &DataType::Utf8).map_err(|source| DataError::Arrow {
         path: path.to_path_buf(),
         source,
     })?;
@@ -446,7 +447,7 @@ fn convert_timestamps(
                 .collect::<Vec<_>>()
         }
         _ => {
-            let ints = cast(values, &DataType::Int64).map_err(|source| EvalError::Arrow {
+            let ints = cast(values, &DataType::Int64).map_err(|source| DataError::Arrow {
                 path: path.to_path_buf(),
                 source,
             })?;

@@ -16,9 +16,6 @@ pub mod split;
 
 use std::path::{Path, PathBuf};
 
-use arrow::error::ArrowError;
-use parquet::errors::ParquetError;
-
 use crate::data::DataError;
 use crate::error::ChronosError;
 use crate::metrics::MetricError;
@@ -56,18 +53,6 @@ pub enum EvalError {
         repo: String,
         name: String,
         message: String,
-    },
-    #[error("{}: {source}", path.display())]
-    Arrow {
-        path: PathBuf,
-        #[source]
-        source: ArrowError,
-    },
-    #[error("{}: {source}", path.display())]
-    Parquet {
-        path: PathBuf,
-        #[source]
-        source: ParquetError,
     },
     #[error("{}: {message}", path.display())]
     Layout { path: PathBuf, message: String },
