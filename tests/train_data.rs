@@ -738,17 +738,15 @@ fn batches_are_made_ahead_of_the_consumer() {
     opts.prefetch = 4;
     let mut data = TrainingData::open(&[path], None, opts).unwrap();
     data.next_batch().unwrap();
-    assert_eq!(
-        data.waits(),
-        1,
-        "the first call waits for the producer to start"
-    );
+    // The first call may or may not find the producer's first batch ready.
+    let waited = data.waits();
+    assert!(waited <= 1);
     // A slow "training step": the producer fills the channel meanwhile.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     for _ in 0..4 {
         data.next_batch().unwrap();
     }
-    assert_eq!(data.waits(), 1, "prefetched batches were ready");
+    assert_eq!(data.waits(), waited, "prefetched batches were ready");
     assert_eq!(data.batches(), 5);
 }
 
