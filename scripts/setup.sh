@@ -22,6 +22,14 @@ fi
 # A stable path to libtorch for torch-sys (.cargo/config.toml points LIBTORCH here).
 torch_dir="$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
 ln -sfn "$torch_dir" "$venv/libtorch"
+# Headers the c10d shim's ProcessGroupNCCL needs beyond the wheel (build.rs): CUDA's crt and
+# CCCL, pinned to torch's CUDA 13.0 (cuda-toolkit 13.0.2). Skipped for a CPU-only libtorch.
+nvidia_include="$(dirname "$torch_dir")/nvidia/cu13/include"
+if [ -e "$torch_dir/lib/libtorch_cuda.so" ] &&
+   { [ ! -e "$nvidia_include/crt/host_config.h" ] || [ ! -e "$nvidia_include/cccl/cuda/std/version" ]; }; then
+  echo "setup: installing CUDA crt/cccl headers for ProcessGroupNCCL" >&2
+  "$venv/bin/python" -m pip install --quiet "nvidia-cuda-crt==13.0.88" "nvidia-cuda-cccl==13.0.85"
+fi
 if [ "${1:-}" = "--reference" ]; then
   # A no-op (no download) when the exact pins are already installed; applies pin changes otherwise.
   "$venv/bin/python" -m pip install --quiet -r "$REFERENCE_REQUIREMENTS"

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod chronos_t5;
 pub mod config;
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod gpt2;

@@ -1,0 +1,194 @@
+// The C API of chronos_c10d.h: c10d's TCPStore and process groups on tch tensors.
+#include "chronos_c10d.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "backend.h"
+
+struct chronos_c10d_group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+  int world_size;
+  // -1 for Gloo (CPU), the CUDA device index for NCCL.
+  int device_index;
+  std::chrono::milliseconds timeout;
+};
+
+namespace {
+
+char* copy_message(const char* message) {
+  size_t len = std::strlen(message);
+  char* out = static_cast<char*>(std::malloc(len + 1));
+  if (out != nullptr) {
+    std::memcpy(out, message, len + 1);
+  }
+  return out;
+}
+
+// Runs f, turning any exception into a malloc'd message (NULL when f returns normally).
+template <typename F>
+char* guarded(F&& f) {
+  try {
+    f();
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("unknown C++ exception");
+  }
+}
+
+std::vector<at::Tensor> tensors_of(void* const* tensors, size_t n) {
+  std::vector<at::Tensor> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (tensors[i] == nullptr) {
+      throw std::invalid_argument("null tensor handle");
+    }
+    out.push_back(*static_cast<at::Tensor*>(tensors[i]));
+  }
+  return out;
+}
+
+// Starts one collective per tensor (start(list) on a one-tensor list), then waits for all.
+template <typename Start>
+void each_in_flight(
+    chronos_c10d_group* group,
+    std::vector<at::Tensor>& tensors,
+    Start&& start) {
+  std::vector<std::vector<at::Tensor>> lists;
+  lists.reserve(tensors.size());
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  works.reserve(tensors.size());
+  for (auto& tensor : tensors) {
+    lists.push_back({tensor});
+    works.push_back(start(lists.back()));
+  }
+  for (auto& work : works) {
+    work->wait(group->timeout);
+  }
+}
+
+} // namespace
+
+extern "C" {
+
+int chronos_c10d_has_nccl(void) {
+  return chronos_c10d::has_nccl() ? 1 : 0;
+}
+
+char* chronos_c10d_group_new(
+    const char* master_addr,
+    uint16_t master_port,
+    int rank,
+    int world_size,
+    int device_index,
+    int64_t timeout_ms,
+    chronos_c10d_group** out) {
+  return guarded([&] {
+    if (master_addr == nullptr || out == nullptr) {
+      throw std::invalid_argument("null argument");
+    }
+    if (world_size < 1 || rank < 0 || rank >= world_size) {
+      throw std::invalid_argument(
+          "rank " + std::to_string(rank) + " of world size " +
+          std::to_string(world_size));
+    }
+    std::chrono::milliseconds timeout(timeout_ms);
+    c10d::TCPStoreOptions store_options;
+    store_options.port = master_port;
+    store_options.isServer = rank == 0;
+    store_options.numWorkers = static_cast<size_t>(world_size);
+    store_options.waitWorkers = true;
+    store_options.timeout = timeout;
+    auto store = c10::make_intrusive<c10d::TCPStore>(
+        std::string(master_addr), store_options);
+    c10::intrusive_ptr<c10d::Backend> backend;
+    if (device_index < 0) {
+      auto options = c10d::ProcessGroupGloo::Options::create_default(timeout);
+      backend = c10::make_intrusive<c10d::ProcessGroupGloo>(
+          store, rank, world_size, options);
+    } else {
+      backend = chronos_c10d::make_nccl(
+          store, rank, world_size, device_index, timeout);
+    }
+    *out = new chronos_c10d_group{
+        store, backend, world_size, device_index, timeout};
+  });
+}
+
+void chronos_c10d_group_free(chronos_c10d_group* group) {
+  try {
+    delete group;
+  } catch (...) {
+    // a destructor that throws: nothing left to report to
+  }
+}
+
+char* chronos_c10d_allreduce(
+    chronos_c10d_group* group,
+    void* const* tensors,
+    size_t n,
+    int average) {
+  return guarded([&] {
+    auto list = tensors_of(tensors, n);
+    // Gloo has no AVG: sum, then divide.
+    bool native_average = average != 0 && group->device_index >= 0;
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp(
+        native_average ? c10d::ReduceOp::AVG : c10d::ReduceOp::SUM);
+    options.timeout = group->timeout;
+    each_in_flight(group, list, [&](std::vector<at::Tensor>& one) {
+      return group->backend->allreduce(one, options);
+    });
+    if (average != 0 && !native_average) {
+      for (auto& tensor : list) {
+        tensor.div_(group->world_size);
+      }
+    }
+  });
+}
+
+char* chronos_c10d_broadcast(
+    chronos_c10d_group* group,
+    void* const* tensors,
+    size_t n,
+    int root) {
+  return guarded([&] {
+    auto list = tensors_of(tensors, n);
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    options.timeout = group->timeout;
+    each_in_flight(group, list, [&](std::vector<at::Tensor>& one) {
+      return group->backend->broadcast(one, options);
+    });
+  });
+}
+
+char* chronos_c10d_barrier(chronos_c10d_group* group) {
+  return guarded([&] {
+    c10d::BarrierOptions options;
+    options.timeout = group->timeout;
+    if (group->device_index >= 0) {
+      options.device_ids = {group->device_index};
+    }
+    group->backend->barrier(options)->wait(group->timeout);
+  });
+}
+
+void chronos_c10d_free_error(char* error) {
+  std::free(error);
+}
+
+} // extern "C"
