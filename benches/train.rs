@@ -102,6 +102,7 @@ fn main() {
         device: Device::Cpu,
         progress: false,
         stop_after: Some(warmup + steps),
+        ..RunOptions::default()
     };
     let summary = train(&cfg, &options).expect("training");
     let rust_rate = rust_steps_per_s(&summary.run_dir.join("metrics.jsonl"), warmup, steps);

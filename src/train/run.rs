@@ -21,6 +21,17 @@
 //! continuing. The replay costs as much compute as the steps it replays; the result is the
 //! same final weights as an uninterrupted run on the same device and thread count.
 //!
+//! **Data parallelism.** With [`RunOptions::distributed`], each process is one rank of a c10d
+//! process group ([`crate::distributed`]): the parameters are broadcast from rank 0 after
+//! initialisation, each rank takes its shard of every global batch (rows `rank * B ..
+//! (rank + 1) * B` of the `world_size * B` instances one process would train on), the gradients
+//! are averaged over ranks before every optimizer step (for the causal GPT-2 the token count is
+//! summed over ranks and the loss scaled by the world size, as transformers'
+//! `average_tokens_across_devices`), the logged losses are averaged over ranks, and rank 0 alone
+//! writes the run directory. The ranks share a filesystem (`--resume` reads the checkpoint on
+//! every rank). With Bolt's per-batch mean loss, N ranks of batch B train the same model as one
+//! process of batch N * B, up to float rounding.
+//!
 //! Initialisation and dropout draw from libtorch's process-wide generator, so runs in one
 //! process take turns ([`train`] and [`resume`] hold a process-wide lock while they run); other
 //! code drawing from that generator meanwhile (e.g. Chronos-T5 sampling in another thread)
@@ -39,12 +50,13 @@ use crate::bolt::{self, ChronosBolt};
 use crate::checkpoint::Checkpoint;
 use crate::chronos_t5::{self, ChronosT5};
 use crate::config::ModelConfig;
+use crate::distributed::{DataParallel, DistError, Distributed, ReduceOp};
 use crate::error::ChronosError;
 use crate::gpt2::{self, ChronosGpt2};
 use crate::init::{init_bolt, init_gpt2, init_t5};
 use crate::train::config::{ModelFamily, ModelType, TrainConfig, TrainConfigError};
 use crate::train::data::{
-    Batch, DataOptions, DataState, Mode, TrainDataError, TrainingData, DROP_PROB,
+    Batch, DataOptions, DataState, Mode, Shard, TrainDataError, TrainingData, DROP_PROB,
 };
 use crate::train::step::{LossScaling, Optimizer, Schedule, StepConfig, StepStats};
 
@@ -57,6 +69,8 @@ pub enum TrainRunError {
     Data(#[from] TrainDataError),
     #[error(transparent)]
     Model(#[from] ChronosError),
+    #[error(transparent)]
+    Distributed(#[from] DistError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -90,6 +104,17 @@ pub struct RunOptions {
     /// Stop after this many optimisation steps in total (the run stays resumable, no final
     /// checkpoint): to train in several sessions, and to test resumption.
     pub stop_after: Option<usize>,
+    /// This process's rank of a data-parallel job (`None`: a single process).
+    pub distributed: Option<Distributed>,
+}
+
+impl RunOptions {
+    /// Whether this process writes the run directory (rank 0, or a single process).
+    fn writes(&self) -> bool {
+        self.distributed
+            .as_ref()
+            .is_none_or(|d| d.group.rank() == 0)
+    }
 }
 
 impl Default for RunOptions {
@@ -98,6 +123,7 @@ impl Default for RunOptions {
             device: Device::Cpu,
             progress: false,
             stop_after: None,
+            distributed: None,
         }
     }
 }
@@ -116,6 +142,8 @@ pub struct RunSummary {
     pub steps_per_second: f64,
     /// `checkpoint-final` when the run reached `max_steps`.
     pub final_checkpoint: Option<PathBuf>,
+    /// Mean seconds per step spent averaging gradients over ranks (distributed runs).
+    pub allreduce_seconds_per_step: Option<f64>,
 }
 
 /// `trainer_state.json` of a checkpoint.
@@ -124,6 +152,13 @@ pub struct TrainerState {
     pub step: usize,
     pub seed: u64,
     pub data: DataState,
+    /// Ranks of the data-parallel job that trained it (1 for a single process).
+    #[serde(default = "one")]
+    pub world_size: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Serialises runs within a process: they share libtorch's global generator.
@@ -185,6 +220,8 @@ struct Trainer {
     vs: VarStore,
     data: TrainingData,
     opt: Optimizer,
+    /// The gradient averaging of a distributed run, and how often to check the replicas.
+    ddp: Option<(DataParallel, Option<usize>)>,
 }
 
 fn unsupported(message: &str) -> TrainRunError {
@@ -192,8 +229,8 @@ fn unsupported(message: &str) -> TrainRunError {
 }
 
 impl Trainer {
-    /// `cfg.seed` must be set.
-    fn new(cfg: TrainConfig, device: Device) -> Result<Self> {
+    /// `cfg.seed` must be set (and equal on all ranks).
+    fn new(cfg: TrainConfig, device: Device, distributed: Option<&Distributed>) -> Result<Self> {
         let seed = cfg.seed.unwrap_or(0);
         let backbone = cfg.backbone()?;
         let checkpoint = if cfg.random_init {
@@ -276,6 +313,12 @@ impl Trainer {
         options.batch_size = cfg.per_device_train_batch_size;
         options.seed = seed;
         options.threads = cfg.dataloader_workers().max(1);
+        if let Some(d) = distributed {
+            options.shard = Shard {
+                rank: d.group.rank(),
+                world_size: d.group.world_size(),
+            };
+        }
         let data = TrainingData::open(
             &cfg.training_data_paths,
             Some(&cfg.probabilities()),
@@ -298,6 +341,19 @@ impl Trainer {
             scaling,
         );
         let opt = Optimizer::new(&vs, step_config)?;
+        let ddp = match distributed {
+            Some(d) => {
+                let params = opt
+                    .params()
+                    .iter()
+                    .map(|(name, t)| (name.clone(), t.shallow_clone()))
+                    .collect();
+                let ddp = DataParallel::new(d.group.clone(), params, d.bucket_bytes)?;
+                ddp.broadcast_parameters()?;
+                Some((ddp, d.check_sync_every))
+            }
+            None => None,
+        };
         Ok(Trainer {
             cfg,
             seed,
@@ -305,6 +361,7 @@ impl Trainer {
             vs,
             data,
             opt,
+            ddp,
         })
     }
 
@@ -313,7 +370,8 @@ impl Trainer {
     }
 
     /// One optimisation step (all micro-batches), libtorch's generator seeded from
-    /// `(seed, step)` first.
+    /// `(seed, step)` first. In a distributed run the gradients are averaged over ranks before
+    /// the optimizer step, and the returned losses are the ranks' means.
     fn step(&mut self) -> Result<StepStats> {
         let step = self.step_count();
         tch::manual_seed(step_seed(self.seed, step));
@@ -323,62 +381,57 @@ impl Trainer {
         for _ in 0..accumulation {
             batches.push(self.data.next_batch()?);
         }
-        let num_items: Option<i64> = match self.model {
-            Model::Gpt2(_) => Some(
-                batches
-                    .iter()
-                    .map(|b| match b {
-                        Batch::Tokens { labels, .. } => ChronosGpt2::num_items(labels),
-                        Batch::Values { .. } => 0,
-                    })
-                    .sum(),
-            ),
-            _ => None,
-        };
-        let model = &self.model;
-        let stats = self.opt.train_step(|i| {
-            let batch = &batches[i as usize];
-            match (model, batch) {
-                (Model::Bolt(m), Batch::Values { context, target }) => {
-                    m.loss(&context.to(device), &target.to(device), None, true)
-                }
-                (
-                    Model::T5(m),
-                    Batch::Tokens {
-                        input_ids,
-                        attention_mask,
-                        labels,
-                    },
-                ) => m.loss(
-                    &input_ids.to(device),
-                    &attention_mask.to(device),
-                    &labels.to(device),
-                    true,
-                ),
-                (
-                    Model::Gpt2(m),
-                    Batch::Tokens {
-                        input_ids,
-                        attention_mask,
-                        labels,
-                    },
-                ) => m.loss(
-                    &input_ids.to(device),
-                    &attention_mask.to(device),
-                    &labels.to(device),
-                    num_items,
-                    true,
-                ),
-                _ => Err(ChronosError::InvalidInput(
-                    "the data pipeline produced batches for another model family".into(),
-                )),
+        // The causal loss is a sum over the step's tokens divided by their number: over all
+        // ranks' tokens, times the world size since the gradients are then averaged.
+        let (mut num_items, mut loss_factor) = (None, 1.0);
+        if let Model::Gpt2(_) = self.model {
+            let local: i64 = batches
+                .iter()
+                .map(|b| match b {
+                    Batch::Tokens { labels, .. } => ChronosGpt2::num_items(labels),
+                    Batch::Values { .. } => 0,
+                })
+                .sum();
+            num_items = Some(local);
+            if let Some((ddp, _)) = &self.ddp {
+                let group = ddp.group();
+                num_items = Some(group.allreduce_f64(&[local as f64], ReduceOp::Sum)?[0] as i64);
+                loss_factor = group.world_size() as f64;
             }
-        })?;
+        }
+        for batch in &batches {
+            let loss = micro_batch_loss(&self.model, batch, device, num_items)?;
+            let loss = if loss_factor == 1.0 {
+                loss
+            } else {
+                loss * loss_factor
+            };
+            self.opt.backward(&loss)?;
+        }
+        if let Some((ddp, _)) = &self.ddp {
+            ddp.allreduce_gradients()?;
+        }
+        let mut stats = self.opt.step()?;
+        if let Some((ddp, check_every)) = &self.ddp {
+            stats.losses = ddp
+                .group()
+                .allreduce_f64(&stats.losses, ReduceOp::Average)?;
+            if check_every.is_some_and(|k| (step + 1).is_multiple_of(k)) {
+                ddp.check_parameters(step + 1)?;
+            }
+        }
         let loss = mean(&stats.losses);
         if !loss.is_finite() {
             return Err(TrainRunError::NonFinite { step, loss });
         }
         Ok(stats)
+    }
+
+    /// Total seconds spent averaging gradients (distributed runs).
+    fn allreduce_seconds(&self) -> Option<f64> {
+        self.ddp
+            .as_ref()
+            .map(|(ddp, _)| ddp.allreduce_time().as_secs_f64())
     }
 
     /// The variables by name, sorted, as f32 CPU tensors (what `model.safetensors` holds).
@@ -401,6 +454,10 @@ impl Trainer {
             step: self.step_count(),
             seed: self.seed,
             data: self.data.state(),
+            world_size: self
+                .ddp
+                .as_ref()
+                .map_or(1, |(ddp, _)| ddp.group().world_size()),
         }
     }
 
@@ -429,6 +486,51 @@ impl Trainer {
     }
 }
 
+/// The loss of one micro-batch (`num_items`: the causal model's token count of the step).
+fn micro_batch_loss(
+    model: &Model,
+    batch: &Batch,
+    device: Device,
+    num_items: Option<i64>,
+) -> Result<Tensor> {
+    let loss = match (model, batch) {
+        (Model::Bolt(m), Batch::Values { context, target }) => {
+            m.loss(&context.to(device), &target.to(device), None, true)
+        }
+        (
+            Model::T5(m),
+            Batch::Tokens {
+                input_ids,
+                attention_mask,
+                labels,
+            },
+        ) => m.loss(
+            &input_ids.to(device),
+            &attention_mask.to(device),
+            &labels.to(device),
+            true,
+        ),
+        (
+            Model::Gpt2(m),
+            Batch::Tokens {
+                input_ids,
+                attention_mask,
+                labels,
+            },
+        ) => m.loss(
+            &input_ids.to(device),
+            &attention_mask.to(device),
+            &labels.to(device),
+            num_items,
+            true,
+        ),
+        _ => Err(ChronosError::InvalidInput(
+            "the data pipeline produced batches for another model family".into(),
+        )),
+    };
+    Ok(loss?)
+}
+
 /// The seed of libtorch's generator for step `step` (dropout).
 fn step_seed(seed: u64, step: usize) -> i64 {
     (seed
@@ -453,18 +555,30 @@ fn write_json(path: &Path, value: &Value) -> Result<()> {
 
 /// Starts a run of `cfg` (validated, as [`TrainConfig::load`] gives it) in the next free
 /// `output_dir/run-N`. Without a `seed`, one is drawn and recorded in `training_info.json`.
+/// Distributed, rank 0 draws the seed and picks the run directory for all.
 pub fn train(cfg: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
     cfg.validate()?;
     let _turn = run_lock();
     let mut cfg = cfg.clone();
-    if cfg.seed.is_none() {
-        cfg.seed = Some(random_seed());
+    let group = options.distributed.as_ref().map(|d| &*d.group);
+    let mut seed = cfg.seed.unwrap_or_else(random_seed);
+    if let Some(group) = group {
+        seed = group.broadcast_u64(&[seed])?[0];
     }
-    let trainer = Trainer::new(cfg.clone(), options.device)?;
-    std::fs::create_dir_all(&cfg.output_dir).map_err(io(&cfg.output_dir))?;
-    let run_dir = next_run_dir(&cfg.output_dir);
-    std::fs::create_dir(&run_dir).map_err(io(&run_dir))?;
-    write_json(&run_dir.join("training_info.json"), &training_info(&cfg))?;
+    cfg.seed = Some(seed);
+    let trainer = Trainer::new(cfg.clone(), options.device, options.distributed.as_ref())?;
+    let mut run_dir = next_run_dir(&cfg.output_dir);
+    if options.writes() {
+        std::fs::create_dir_all(&cfg.output_dir).map_err(io(&cfg.output_dir))?;
+        std::fs::create_dir(&run_dir).map_err(io(&run_dir))?;
+        write_json(&run_dir.join("training_info.json"), &training_info(&cfg))?;
+    }
+    if let Some(group) = group {
+        let name = run_dir.file_name().map(|n| n.to_string_lossy().to_string());
+        let number = name.as_deref().and_then(run_number).unwrap_or(0);
+        let number = group.broadcast_u64(&[number])?[0];
+        run_dir = cfg.output_dir.join(format!("run-{number}"));
+    }
     run_loop(trainer, &run_dir, options, 0, Vec::new())
 }
 
@@ -533,7 +647,7 @@ pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<RunSummary> {
             message: "the run is complete (checkpoint-final exists)".into(),
         });
     }
-    let mut trainer = Trainer::new(cfg, options.device)?;
+    let mut trainer = Trainer::new(cfg, options.device, options.distributed.as_ref())?;
     let mut start = 0;
     let mut window = Vec::new();
     if let Some((dir, state)) = last_checkpoint(run_dir)? {
@@ -541,6 +655,14 @@ pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<RunSummary> {
             path: dir.clone(),
             message,
         };
+        let world_size = trainer.trainer_state().world_size;
+        if state.world_size != world_size {
+            return Err(mismatch(format!(
+                "it was trained by {} rank(s), this job has {world_size} (the ranks' data \
+                 shards depend on it)",
+                state.world_size
+            )));
+        }
         if state.seed != trainer.seed {
             return Err(mismatch(format!(
                 "seed {} differs from training_info.json's {}",
@@ -583,7 +705,9 @@ pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<RunSummary> {
         }
         start = state.step;
     }
-    truncate_metrics(&run_dir.join("metrics.jsonl"), start)?;
+    if options.writes() {
+        truncate_metrics(&run_dir.join("metrics.jsonl"), start)?;
+    }
     run_loop(trainer, run_dir, options, start, window)
 }
 
@@ -629,17 +753,25 @@ fn run_loop(
     let max_steps = trainer.cfg.max_steps;
     let (log_steps, save_steps) = (trainer.cfg.log_steps, trainer.cfg.save_steps);
     let stop = options.stop_after.unwrap_or(max_steps).min(max_steps);
+    let writes = options.writes();
     let metrics_path = run_dir.join("metrics.jsonl");
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .map_err(io(&metrics_path))?;
+    let mut metrics = if writes {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&metrics_path)
+            .map_err(io(&metrics_path))?;
+        Some(file)
+    } else {
+        None
+    };
     let bar = progress_bar(options.progress, max_steps as u64, "training");
     bar.set_position(start as u64);
     let began = Instant::now();
     let (mut first_loss, mut last_loss) = (f64::NAN, f64::NAN);
     let mut window_start = Instant::now();
+    let allreduce_start = trainer.allreduce_seconds();
+    let mut window_allreduce = allreduce_start;
     while trainer.step_count() < stop {
         let stats = trainer.step()?;
         let step = trainer.step_count();
@@ -658,7 +790,7 @@ fn run_loop(
         ));
         if step.is_multiple_of(log_steps) || step == max_steps {
             let window_rate = window.len() as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
-            let line = json!({
+            let mut line = json!({
                 "step": step,
                 "loss": mean(&window),
                 "learning_rate": stats.learning_rate,
@@ -666,23 +798,37 @@ fn run_loop(
                 "steps_per_second": window_rate,
                 "elapsed_s": began.elapsed().as_secs_f64(),
             });
-            writeln!(metrics, "{line}").map_err(io(&metrics_path))?;
-            metrics.flush().map_err(io(&metrics_path))?;
-            bar.println(line.to_string());
+            if let (Some(now), Some(before)) = (trainer.allreduce_seconds(), window_allreduce) {
+                line["allreduce_s_per_step"] = json!((now - before) / window.len() as f64);
+                window_allreduce = Some(now);
+            }
+            if let Some(file) = metrics.as_mut() {
+                writeln!(file, "{line}").map_err(io(&metrics_path))?;
+                file.flush().map_err(io(&metrics_path))?;
+                bar.println(line.to_string());
+            }
             window.clear();
             window_start = Instant::now();
         }
-        if step.is_multiple_of(save_steps) {
+        if writes && step.is_multiple_of(save_steps) {
             trainer.save(run_dir, &format!("checkpoint-{step}"))?;
         }
     }
     bar.finish_and_clear();
     let steps = trainer.step_count();
     let final_checkpoint = if steps >= max_steps {
-        Some(trainer.save(run_dir, "checkpoint-final")?)
+        let dir = run_dir.join("checkpoint-final");
+        if writes {
+            trainer.save(run_dir, "checkpoint-final")?;
+        }
+        Some(dir)
     } else {
         None
     };
+    if let Some((ddp, _)) = &trainer.ddp {
+        // every rank returns once rank 0's last checkpoint is written
+        ddp.group().barrier()?;
+    }
     let trained = steps.saturating_sub(start);
     Ok(RunSummary {
         run_dir: run_dir.to_path_buf(),
@@ -691,5 +837,9 @@ fn run_loop(
         last_loss,
         steps_per_second: trained as f64 / began.elapsed().as_secs_f64().max(1e-9),
         final_checkpoint,
+        allreduce_seconds_per_step: trainer
+            .allreduce_seconds()
+            .zip(allreduce_start)
+            .map(|(end, start)| (end - start) / trained.max(1) as f64),
     })
 }

@@ -332,6 +332,11 @@ impl Optimizer {
         &self.config
     }
 
+    /// The trainable variables, by name, sorted.
+    pub fn params(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+
     /// Optimisation steps taken so far.
     pub fn step_count(&self) -> i64 {
         self.step
