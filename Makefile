@@ -44,3 +44,4 @@ bench: setup-reference
 	$(CARGO) bench --bench evaluate
 	$(CARGO) bench --bench kernel_synth
 	$(CARGO) bench --bench train
+	$(CARGO) bench --bench distributed

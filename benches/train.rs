@@ -16,58 +16,13 @@
 
 mod common;
 
-use chrono::NaiveDate;
-use chronos::data::{GluonEntry, GluonWriteOptions, GluonWriter};
 use chronos::train::config::{Optim, TrainConfig};
 use chronos::train::run::{train, RunOptions};
-use common::{arg, env_or, peak_rss_mb, python_json, root};
-use tch::{Device, Kind, Tensor};
+use common::{arg, env_or, peak_rss_mb, python_json, root, rust_steps_per_s, write_series};
+use tch::Device;
 
 const CONTEXT: i64 = 512;
 const HORIZON: i64 = 64;
-
-/// `n` series of `len` points: random walks plus a daily-ish seasonality, positive level.
-fn write_series(path: &std::path::Path, n: i64, len: i64) {
-    tch::manual_seed(0);
-    let opts = (Kind::Double, Device::Cpu);
-    let walks = Tensor::randn([n, len], opts).cumsum(1, Kind::Double);
-    let phase = Tensor::rand([n, 1], opts) * std::f64::consts::TAU;
-    let t = Tensor::arange(len, opts).unsqueeze(0);
-    let season = ((t * (std::f64::consts::TAU / 24.0)) + phase).sin() * 5.0;
-    let values = walks + season + 100.0;
-    let start = NaiveDate::from_ymd_opt(2020, 1, 1)
-        .unwrap()
-        .and_hms_opt(0, 0, 0)
-        .unwrap();
-    let entries: Vec<GluonEntry> = (0..n)
-        .map(|i| GluonEntry {
-            start,
-            target: Vec::<f64>::try_from(values.get(i)).unwrap(),
-        })
-        .collect();
-    let mut writer = GluonWriter::create(path, &GluonWriteOptions::default()).unwrap();
-    writer.write(&entries, &[]).unwrap();
-    writer.finish().unwrap();
-}
-
-/// Steps per second of steps `warmup + 1 ..= warmup + steps` from a run's `metrics.jsonl`.
-fn rust_steps_per_s(metrics: &std::path::Path, warmup: usize, steps: usize) -> f64 {
-    let text = std::fs::read_to_string(metrics).expect("metrics.jsonl");
-    let elapsed: Vec<f64> = text
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["elapsed_s"].as_f64().unwrap()
-        })
-        .collect();
-    assert_eq!(elapsed.len(), warmup + steps, "one metrics line per step");
-    let before = if warmup == 0 {
-        0.0
-    } else {
-        elapsed[warmup - 1]
-    };
-    steps as f64 / (elapsed[warmup + steps - 1] - before)
-}
 
 fn main() {
     let steps: usize = env_or("BENCH_TRAIN_STEPS", 10);

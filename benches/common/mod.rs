@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use chrono::NaiveDate;
+use chronos::data::{GluonEntry, GluonWriteOptions, GluonWriter};
 use tch::{Device, Kind, Tensor};
 
 /// The repository root.
@@ -169,4 +171,49 @@ pub fn python_forecast_timings(
         peak_rss_mb: number("peak_rss_mb"),
         threads: py["threads"].clone(),
     }
+}
+
+/// `n` training series of `len` points (a GluonTS Arrow file): random walks plus a daily-ish
+/// seasonality, positive level.
+pub fn write_series(path: &std::path::Path, n: i64, len: i64) {
+    tch::manual_seed(0);
+    let opts = (Kind::Double, Device::Cpu);
+    let walks = Tensor::randn([n, len], opts).cumsum(1, Kind::Double);
+    let phase = Tensor::rand([n, 1], opts) * std::f64::consts::TAU;
+    let t = Tensor::arange(len, opts).unsqueeze(0);
+    let season = ((t * (std::f64::consts::TAU / 24.0)) + phase).sin() * 5.0;
+    let values = walks + season + 100.0;
+    let start = NaiveDate::from_ymd_opt(2020, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let entries: Vec<GluonEntry> = (0..n)
+        .map(|i| GluonEntry {
+            start,
+            target: Vec::<f64>::try_from(values.get(i)).unwrap(),
+        })
+        .collect();
+    let mut writer = GluonWriter::create(path, &GluonWriteOptions::default()).unwrap();
+    writer.write(&entries, &[]).unwrap();
+    writer.finish().unwrap();
+}
+
+/// Steps per second of steps `warmup + 1 ..= warmup + steps` from a run's `metrics.jsonl`
+/// (`log_steps: 1`).
+pub fn rust_steps_per_s(metrics: &std::path::Path, warmup: usize, steps: usize) -> f64 {
+    let text = std::fs::read_to_string(metrics).expect("metrics.jsonl");
+    let elapsed: Vec<f64> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["elapsed_s"].as_f64().unwrap()
+        })
+        .collect();
+    assert_eq!(elapsed.len(), warmup + steps, "one metrics line per step");
+    let before = if warmup == 0 {
+        0.0
+    } else {
+        elapsed[warmup - 1]
+    };
+    steps as f64 / (elapsed[warmup + steps - 1] - before)
 }

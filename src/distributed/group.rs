@@ -171,6 +171,12 @@ impl ProcessGroup {
     }
 }
 
+// SAFETY: the shim's group is immutable after creation, and c10d's backends are thread-safe
+// (their collectives enqueue work under their own locks). Calling collectives from several
+// threads is memory-safe, though ranks must still issue them in the same order.
+unsafe impl Send for ProcessGroup {}
+unsafe impl Sync for ProcessGroup {}
+
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
         // SAFETY: created by chronos_c10d_group_new, freed once.
