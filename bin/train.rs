@@ -121,6 +121,9 @@ fn main() -> Result<()> {
             run::train(&cfg, &options).context("training")?
         }
     };
+    if let Some(d) = &options.distributed {
+        d.group.shutdown()?;
+    }
     eprintln!(
         "{} steps in {} (loss {:.4} -> {:.4}, {:.2} steps/s){}",
         summary.steps,

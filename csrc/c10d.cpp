@@ -128,6 +128,10 @@ char* chronos_c10d_group_new(
   });
 }
 
+char* chronos_c10d_group_shutdown(chronos_c10d_group* group) {
+  return guarded([&] { group->backend->shutdown(); });
+}
+
 void chronos_c10d_group_free(chronos_c10d_group* group) {
   try {
     delete group;

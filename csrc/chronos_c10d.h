@@ -31,6 +31,10 @@ char* chronos_c10d_group_new(
     int64_t timeout_ms,
     chronos_c10d_group** out);
 
+// Shuts the backend down cleanly (NCCL: finalizes its communicators) after the last
+// collective. A group freed without it is aborted instead (NCCL warns).
+char* chronos_c10d_group_shutdown(chronos_c10d_group* group);
+
 void chronos_c10d_group_free(chronos_c10d_group* group);
 
 // All-reduces each of the n tensors in place (one collective per tensor, all in flight

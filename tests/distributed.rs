@@ -70,6 +70,7 @@ fn allreduce_broadcast_and_barrier_on_two_ranks() {
         let agreed = group
             .broadcast_u64(&[u64::MAX - group.rank() as u64])
             .unwrap();
+        group.shutdown().unwrap();
         (values(&a), values(&b), values(&mean), values(&root), agreed)
     });
     for (a, b, mean, root, agreed) in results {

@@ -20,6 +20,7 @@ extern "C" {
         timeout_ms: i64,
         out: *mut *mut RawGroup,
     ) -> *mut c_char;
+    pub(super) fn chronos_c10d_group_shutdown(group: *mut RawGroup) -> *mut c_char;
     pub(super) fn chronos_c10d_group_free(group: *mut RawGroup);
     pub(super) fn chronos_c10d_allreduce(
         group: *mut RawGroup,

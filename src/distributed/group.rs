@@ -126,6 +126,14 @@ impl ProcessGroup {
         self.checked("barrier", status)
     }
 
+    /// Shuts the backend down after the last collective (NCCL finalizes its communicators;
+    /// a group dropped without it is aborted). Collectives fail afterwards.
+    pub fn shutdown(&self) -> Result<()> {
+        // SAFETY: a live group.
+        let status = unsafe { ffi::chronos_c10d_group_shutdown(self.raw) };
+        self.checked("shutdown", status)
+    }
+
     /// The shim's handles of `tensors`, checked to be contiguous and on the group's device.
     fn handles(&self, tensors: &[Tensor], op: &'static str) -> Result<Vec<*mut c_void>> {
         tensors

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Data-parallel training on a GPU with NCCL, checked against the CPU (issue 7; not part of CI).
+#
+#   scripts/gpu-distributed.sh BIN_DIR OUT_DIR
+#
+# BIN_DIR holds `train` and `kernel-synth` built elsewhere (`cargo build --release`, e.g.
+# target/release); OUT_DIR receives the runs, logs and `compare.txt`. Trains a tiny Chronos-Bolt
+# (random init, no dropout) for 30 steps on 64 KernelSynth series, four times:
+#
+#   cuda-ddp   `--nproc 1 --device cuda`: one rank, ProcessGroupNCCL on cuda:0 (--check-sync 10)
+#   cuda       the same without --nproc (no process group)
+#   cpu-ddp    `--nproc 1` on the CPU: one rank, ProcessGroupGloo
+#   cpu        the same without --nproc
+#
+# and prints the logged losses and the largest |a - b| / (1 + |b|) over the final weights of
+# each pair. Expected: the one-rank runs equal the plain ones bit for bit on each device (the mean
+# over one rank is exact); CUDA vs CPU differ by float rounding only (about 1e-6, TF32 is off).
+# Without a GPU (no nvidia-smi, or GPU=0) only the CPU half runs. About 20 s on a GPU machine.
+#
+# libtorch: LD_LIBRARY_PATH as set by the caller, else the lib folder of python3's torch.
+# The weights are compared with python3 and torch when they import, else only the losses.
+set -euo pipefail
+if [ $# -ne 2 ]; then
+  echo "usage: $0 BIN_DIR OUT_DIR" >&2
+  exit 2
+fi
+bin=$(cd "$1" && pwd)
+mkdir -p "$2"
+out=$(cd "$2" && pwd)
+have_torch=0
+if python3 -c 'import torch' 2>/dev/null; then
+  have_torch=1
+  if [ -z "${LD_LIBRARY_PATH:-}" ]; then
+    LD_LIBRARY_PATH=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+    export LD_LIBRARY_PATH
+  fi
+fi
+gpu=${GPU:-1}
+if [ "$gpu" = 1 ] && ! nvidia-smi -L 2>/dev/null; then
+  gpu=0
+fi
+[ "$gpu" = 1 ] || echo "no GPU: CPU runs only" >&2
+
+cd "$out"
+"$bin/kernel-synth" --num-series 64 --length 256 --seed 1 --threads 4 --output data.arrow >/dev/null
+cat > tiny.yaml <<EOF
+model_family: bolt
+training_data_paths: ["$out/data.arrow"]
+context_length: 64
+prediction_length: 16
+min_past: 32
+max_steps: 30
+save_steps: 1000
+log_steps: 5
+per_device_train_batch_size: 16
+gradient_accumulation_steps: 1
+learning_rate: 0.001
+shuffle_buffer_length: 100
+seed: 3
+random_init: true
+input_patch_size: 8
+input_patch_stride: 8
+# levels q with 16 q never an integer: no exactly cancelling pinball gradients, whose rounding
+# residue AdamW's first step would amplify to about lr (see tests/distributed_train.rs)
+quantiles: [0.1234, 0.4321, 0.8765]
+model_config: {d_model: 32, d_ff: 64, d_kv: 16, num_heads: 2, num_layers: 1, num_decoder_layers: 1, dropout_rate: 0.0}
+EOF
+
+run() { # NAME TRAIN-OPTIONS...
+  local name=$1
+  shift
+  rm -rf "$name"
+  echo "== $name: train $*"
+  local start=$SECONDS
+  timeout 120 "$bin/train" --quiet "$@" --config tiny.yaml --output-dir "$name" 2>&1 | tee "$name.log"
+  echo "($name: $((SECONDS - start)) s)"
+}
+runs=(cpu-ddp cpu)
+if [ "$gpu" = 1 ]; then
+  run cuda-ddp --device cuda --check-sync 10 --nproc 1
+  run cuda --device cuda
+  runs=(cuda-ddp cuda cpu-ddp cpu)
+fi
+run cpu-ddp --threads 4 --check-sync 10 --nproc 1
+run cpu --threads 4
+
+{
+  echo "== losses (metrics.jsonl, every 5 steps)"
+  for name in "${runs[@]}"; do
+    printf '%-9s %s\n' "$name" "$(grep -o '"loss":[^,}]*' "$name/run-0/metrics.jsonl" | cut -d: -f2 | tr '\n' ' ')"
+  done
+  if [ "$have_torch" = 1 ]; then
+    echo "== final weights: max |a - b| / (1 + |b|), and whether bit for bit equal"
+    python3 - "${runs[@]}" <<'PY'
+import json, struct, sys
+import torch
+
+def weights(name):
+    with open(f"{name}/run-0/checkpoint-final/model.safetensors", "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+    out = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        assert info["dtype"] == "F32", (key, info["dtype"])
+        a, b = info["data_offsets"]
+        out[key] = torch.frombuffer(bytearray(body[a:b]), dtype=torch.float32).reshape(info["shape"])
+    return out
+
+runs = {name: weights(name) for name in sys.argv[1:]}
+pairs = [("cuda-ddp", "cuda"), ("cpu-ddp", "cpu"), ("cuda-ddp", "cpu-ddp"), ("cuda", "cpu")]
+for a, b in pairs:
+    if a not in runs or b not in runs:
+        continue
+    wa, wb = runs[a], runs[b]
+    assert wa.keys() == wb.keys()
+    rel = max(((wa[k].double() - wb[k].double()).abs() / (1 + wb[k].double().abs())).max().item() for k in wa)
+    equal = all(torch.equal(wa[k], wb[k]) for k in wa)
+    print(f"{a:>9} vs {b:<8} max rel {rel:.3e}  bitwise equal: {equal}")
+PY
+  fi
+} | tee compare.txt
