@@ -3,7 +3,9 @@
 //! `evaluate --config configs/zero-shot.yaml --model <dir|hub-id|seasonal-naive> --output r.csv
 //! [--data-dir DIR]` scores a model on every dataset of the config (MASE, WQL) and writes
 //! `dataset,model,MASE,WQL`; `evaluate agg --results r.csv --baseline seasonal-naive.csv` prints
-//! the geometric-mean relative scores (upstream `agg-relative-score.py`).
+//! the geometric-mean relative scores (upstream `agg-relative-score.py`); `evaluate history
+//! --config c.yaml --output train.arrow [--data-dir DIR]` writes every series' history before
+//! its evaluation window as a GluonTS Arrow file, to train on.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,9 +14,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use chronos::data::{GluonWriteOptions, GluonWriter};
 use chronos::eval::{
-    self, evaluate_dataset, hub, read_benchmarks, read_results, relative_scores, write_results,
-    Model, ModelOptions, ResultRow,
+    self, evaluate_dataset, hub, read_benchmarks, read_results, relative_scores, training_history,
+    write_results, Benchmark, Model, ModelOptions, ResultRow,
 };
 use chronos::runtime::Runtime;
 
@@ -68,6 +71,19 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Write each series' history before its first evaluation window (the part a model may be
+    /// trained on) as a GluonTS Arrow file (`start`, `target`, `item_id` = `<dataset>/<id>`).
+    History {
+        /// Benchmark config (the datasets and their windows).
+        #[arg(long)]
+        config: PathBuf,
+        /// GluonTS Arrow file to write (LZ4-compressed IPC file).
+        #[arg(long)]
+        output: PathBuf,
+        /// Folder with the datasets; without it, through the Hugging Face cache.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -78,6 +94,11 @@ fn main() -> Result<()> {
             baseline,
             output,
         }) => agg(results, baseline, output.as_ref()),
+        Some(Command::History {
+            config,
+            output,
+            data_dir,
+        }) => history(config, output, data_dir.as_deref()),
         None => evaluate(&args),
     }
 }
@@ -106,6 +127,51 @@ fn agg(results: &Path, baseline: &Path, output: Option<&PathBuf>) -> Result<()> 
     Ok(())
 }
 
+/// The files of every benchmark: from `data_dir` (all checked before any work), else the hub.
+fn dataset_files(benchmarks: &[Benchmark], data_dir: Option<&Path>) -> Result<Vec<Vec<PathBuf>>> {
+    Ok(match data_dir {
+        Some(dir) => benchmarks
+            .iter()
+            .map(|b| eval::locate(dir, &b.name))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => benchmarks
+            .iter()
+            .map(|b| hub::dataset_files(&b.hf_repo, &b.name))
+            .collect::<Result<Vec<_>, _>>()?,
+    })
+}
+
+fn history(config: &Path, output: &Path, data_dir: Option<&Path>) -> Result<()> {
+    let benchmarks = read_benchmarks(config)?;
+    let files = dataset_files(&benchmarks, data_dir)?;
+    let options = GluonWriteOptions {
+        text_columns: vec!["item_id".to_string()],
+        ..GluonWriteOptions::default()
+    };
+    let mut writer = GluonWriter::create(output, &options)?;
+    for (benchmark, files) in benchmarks.iter().zip(&files) {
+        let dataset = eval::read_dataset(&benchmark.name, files, benchmark.freq)?;
+        let history = training_history(benchmark, &dataset)?;
+        let values: usize = history.entries.iter().map(|e| e.target.len()).sum();
+        eprintln!(
+            "{}: {} series, {values} values before the evaluation windows{}",
+            benchmark.name,
+            history.entries.len(),
+            match history.empty.first() {
+                Some(first) => format!(
+                    "; {} series have no history and are left out (first: '{first}')",
+                    history.empty.len()
+                ),
+                None => String::new(),
+            }
+        );
+        writer.write(&history.entries, &[history.ids])?;
+    }
+    let rows = writer.finish()?;
+    eprintln!("wrote {rows} series to {}", output.display());
+    Ok(())
+}
+
 fn evaluate(args: &Args) -> Result<()> {
     let (Some(config), Some(model_spec), Some(output)) = (&args.config, &args.model, &args.output)
     else {
@@ -114,12 +180,7 @@ fn evaluate(args: &Args) -> Result<()> {
     let benchmarks = read_benchmarks(config)?;
     // With a data folder, every dataset must be there before any work starts.
     let local_files = match &args.data_dir {
-        Some(dir) => Some(
-            benchmarks
-                .iter()
-                .map(|b| eval::locate(dir, &b.name))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
+        Some(dir) => Some(dataset_files(&benchmarks, Some(dir))?),
         None => None,
     };
     let (dtype, device) = args.runtime.apply()?;

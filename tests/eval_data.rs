@@ -502,3 +502,58 @@ fn cli_reports_missing_datasets_short_datasets_and_bad_options() {
     );
     assert!(!out.status.success());
 }
+
+#[test]
+fn history_cli_writes_each_series_up_to_its_first_window() {
+    let dir = tempfile::tempdir().unwrap();
+    // All items start at t0 (hourly); B is shorter than the window and has no history.
+    let items = [
+        Item {
+            id: Some("A"),
+            len: 30,
+            columns: vec![ramp(30, 1.0), ramp(30, 10.0)],
+        },
+        Item {
+            id: Some("B"),
+            len: 4,
+            columns: vec![ramp(4, 1.0), ramp(4, 2.0)],
+        },
+    ];
+    write_parquet(
+        &dir.path().join("two.parquet"),
+        &batch(&items, &["x", "y"], true),
+    );
+    let config = write_config(
+        dir.path(),
+        "- name: two\n  hf_repo: r\n  offset: -6\n  prediction_length: 3\n  num_rolls: 2\n",
+    );
+    let out = dir.path().join("history.arrow");
+    let run = Command::new(env!("CARGO_BIN_EXE_evaluate"))
+        .arg("history")
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["--output", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("2 series have no history and are left out (first: 'two/B/x')"),
+        "{stderr}"
+    );
+    let entries = chronos::data::read_gluonts(&out).unwrap();
+    assert_eq!(entries.len(), 2);
+    // The first window of a 30-step series starts at 30 - 6 = 24: only values before it.
+    assert_eq!(
+        entries[0].target,
+        (0..24).map(f64::from).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        entries[1].target,
+        (0..24).map(|k| 10.0 * f64::from(k)).collect::<Vec<_>>()
+    );
+    assert!(entries.iter().all(|e| e.start == t0()));
+    assert_eq!(chronos::eval::history_end(30, -6), 24);
+    assert_eq!(chronos::eval::history_end(4, -6), 0);
+    assert_eq!(chronos::eval::history_end(30, 5), 5);
+}

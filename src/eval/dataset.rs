@@ -37,6 +37,8 @@ const EXTENSIONS: [&str; 2] = ["parquet", "arrow"];
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetSeries {
     pub id: String,
+    /// Timestamp of the first value (`None` for a series with no values).
+    pub start: Option<NaiveDateTime>,
     /// The whole history (`NaN` = missing).
     pub values: Vec<f64>,
 }
@@ -118,6 +120,7 @@ pub fn read_dataset(
                 let id = format!("row{}", reader.series.len());
                 reader.series.push(DatasetSeries {
                     id,
+                    start: Some(entry.start),
                     values: entry.target,
                 });
             }
@@ -338,10 +341,17 @@ impl DatasetReader {
                 ));
             }
             let span = timestamps.range(row);
-            if self.first_timestamps.is_none() {
+            let start = if self.first_timestamps.is_none() {
                 let converted = convert_timestamps(path, &timestamps.values, span.clone(), id)?;
+                let start = converted.first().copied();
                 self.first_timestamps = Some((id.clone(), converted));
-            }
+                start
+            } else {
+                let first = span.start..(span.start + 1).min(span.end);
+                convert_timestamps(path, &timestamps.values, first, id)?
+                    .first()
+                    .copied()
+            };
             for (name, lists) in &columns {
                 if lists.is_null(row) {
                     return Err(EvalError::layout(
@@ -377,6 +387,7 @@ impl DatasetReader {
                     } else {
                         id.clone()
                     },
+                    start,
                     values,
                 });
             }

@@ -2,12 +2,14 @@
 //! `agg-relative-score.py`): [`config`] reads the benchmark lists, [`dataset`] the datasets in
 //! the layout of the HF datasets `autogluon/chronos_datasets(_extra)` (from a local folder or,
 //! through [`hub`], the HF cache), [`split`] cuts forecast windows as GluonTS `split` +
-//! `generate_instances`, [`model`] forecasts them (a Chronos pipeline or the seasonal-naive
-//! baseline), [`run`] scores a dataset with [`crate::metrics`], and [`results`] writes the
-//! results CSV and aggregates relative scores against a baseline.
+//! `generate_instances` ([`history`] keeps what lies before them, for training), [`model`]
+//! forecasts them (a Chronos pipeline or the seasonal-naive baseline), [`run`] scores a dataset
+//! with [`crate::metrics`], and [`results`] writes the results CSV and aggregates relative
+//! scores against a baseline.
 
 pub mod config;
 pub mod dataset;
+pub mod history;
 pub mod hub;
 pub mod model;
 pub mod results;
@@ -22,10 +24,11 @@ use crate::metrics::MetricError;
 
 pub use config::{read_benchmarks, Benchmark};
 pub use dataset::{locate, read_dataset, Dataset, DatasetSeries};
+pub use history::{training_history, History};
 pub use model::{Model, ModelOptions};
 pub use results::{read_results, relative_scores, write_results, RelativeScores, ResultRow};
 pub use run::{evaluate_dataset, DatasetEvaluation};
-pub use split::{window_start, windows, Window, Windows};
+pub use split::{history_end, window_start, windows, Window, Windows};
 
 /// Errors of the evaluation: each names the file, the dataset or the series it is about.
 #[derive(Debug, thiserror::Error)]

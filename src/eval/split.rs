@@ -55,3 +55,15 @@ pub fn windows(benchmark: &Benchmark, lengths: impl IntoIterator<Item = usize>) 
     }
     out
 }
+
+/// Length of the history before the first window of a series of `len` steps: `values[..end]`
+/// is what a model may train on without seeing any evaluation window (for a negative offset,
+/// `len + offset`; else `offset`, at most `len`).
+pub fn history_end(len: usize, offset: i64) -> usize {
+    let cut = offset.unsigned_abs().min(len as u64) as usize;
+    if offset < 0 {
+        len - cut
+    } else {
+        cut
+    }
+}
