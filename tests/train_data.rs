@@ -98,7 +98,10 @@ fn options(mode: Mode, c: usize, h: usize, min_past: usize) -> DataOptions {
 }
 
 fn bolt(drop_prob: f64) -> Mode {
-    Mode::Bolt { drop_prob }
+    Mode::Bolt {
+        drop_prob,
+        skip_constant_past: false,
+    }
 }
 
 fn take(data: &mut TrainingData, batches: usize) -> Vec<(Batch, Vec<Origin>)> {
@@ -969,4 +972,36 @@ fn building_blocks_match_gluonts_and_upstream_train_py() {
             assert_eq!(labels[r], case.labels, "{what}: labels");
         }
     }
+}
+
+#[test]
+fn bolt_can_leave_out_instances_with_a_constant_past() {
+    // Half the series are zeros for their first 40 steps (a window of 8 there is constant),
+    // then a random walk.
+    let dir = tempfile::tempdir().unwrap();
+    let mut series = walks(20, 60, 0.0, 3);
+    for s in series.iter_mut().step_by(2) {
+        s[..40].iter_mut().for_each(|v| *v = 0.0);
+    }
+    let path = write(dir.path(), "zeros.arrow", &series, IpcCompression::None);
+    let constant_pasts = |skip: bool| {
+        let mode = Mode::Bolt {
+            drop_prob: 0.0,
+            skip_constant_past: skip,
+        };
+        let mut data = TrainingData::open(&[path.clone()], None, options(mode, 8, 4, 8)).unwrap();
+        let mut constant = 0;
+        for (batch, _) in take(&mut data, 40) {
+            let Batch::Values { context, .. } = batch else {
+                panic!("Bolt batches hold values")
+            };
+            for row in Vec::<Vec<f32>>::try_from(context).unwrap() {
+                let observed: Vec<f32> = row.into_iter().filter(|v| !v.is_nan()).collect();
+                constant += usize::from(observed.iter().all(|&v| v == observed[0]));
+            }
+        }
+        constant
+    };
+    assert!(constant_pasts(false) > 20, "{}", constant_pasts(false));
+    assert_eq!(constant_pasts(true), 0);
 }

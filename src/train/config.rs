@@ -173,11 +173,12 @@ pub const T5_ONLY_KEYS: [&str; 13] = [
 ];
 
 /// Keys that only Chronos-Bolt uses; a `t5` config must leave them out.
-pub const BOLT_ONLY_KEYS: [&str; 4] = [
+pub const BOLT_ONLY_KEYS: [&str; 5] = [
     "input_patch_size",
     "input_patch_stride",
     "quantiles",
     "use_reg_token",
+    "skip_constant_contexts",
 ];
 
 /// A training run's configuration. Field names, types and defaults are those of upstream
@@ -274,6 +275,10 @@ pub struct TrainConfig {
     pub quantiles: Option<Vec<f64>>,
     /// Default true.
     pub use_reg_token: Option<bool>,
+    /// Leave out training instances whose observed context is constant (not upstream's; default
+    /// false): Bolt's instance norm turns a context of zeros followed by a non-zero future into
+    /// targets of ~1e5 (see `Instance::has_varying_past`).
+    pub skip_constant_contexts: Option<bool>,
 }
 
 impl Default for TrainConfig {
@@ -325,6 +330,7 @@ impl Default for TrainConfig {
             input_patch_stride: None,
             quantiles: None,
             use_reg_token: None,
+            skip_constant_contexts: None,
         }
     }
 }

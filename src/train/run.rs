@@ -295,6 +295,7 @@ impl Trainer {
         let mode = match (cfg.model_family, cfg.model_type) {
             (ModelFamily::Bolt, _) => Mode::Bolt {
                 drop_prob: DROP_PROB,
+                skip_constant_past: cfg.skip_constant_contexts.unwrap_or(false),
             },
             (ModelFamily::T5, ModelType::Seq2seq) => Mode::Seq2Seq {
                 tokenizer: cfg.chronos_config(),

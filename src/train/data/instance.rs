@@ -101,6 +101,18 @@ impl Instance {
     pub fn has_observed_past(&self) -> bool {
         self.past().iter().any(|v| !v.is_nan())
     }
+
+    /// Whether the observed values of the past window are not all equal. Chronos-Bolt scales
+    /// by the past's standard deviation, `|mean| + 1e-5` when it is 0: a past of zeros followed
+    /// by a non-zero future (the first weeks of `monash_covid_deaths`) gives scaled targets of
+    /// ~1e5 and a loss that swamps the batch, which `skip_constant_contexts` avoids.
+    pub fn has_varying_past(&self) -> bool {
+        let mut observed = self.past().iter().filter(|v| !v.is_nan());
+        match observed.next() {
+            Some(first) => observed.any(|v| v != first),
+            None => false,
+        }
+    }
 }
 
 /// The GluonTS `InstanceSplitter` cut of `target` at `split` (`dummy_value = NaN`, no lead time):

@@ -27,16 +27,33 @@ pub enum Mode {
     /// Chronos-Bolt: raw values (NaN = missing). Upstream publishes no Bolt training script; Bolt
     /// takes missing values natively (NaN mask in the input, NaN targets out of the loss), which
     /// is what upstream's drop injection trains for, so it is kept (`drop_prob` 0.2 by default).
-    Bolt { drop_prob: f64 },
+    /// With `skip_constant_past`, instances whose observed past is constant are left out (see
+    /// [`super::instance::Instance::has_varying_past`]).
+    Bolt {
+        drop_prob: f64,
+        #[serde(default)]
+        skip_constant_past: bool,
+    },
 }
 
 impl Mode {
     /// The probability bound of the missing-value injection (0 for causal models).
     pub fn drop_prob(&self) -> f64 {
         match self {
-            Mode::Seq2Seq { drop_prob, .. } | Mode::Bolt { drop_prob } => *drop_prob,
+            Mode::Seq2Seq { drop_prob, .. } | Mode::Bolt { drop_prob, .. } => *drop_prob,
             Mode::Causal { .. } => 0.0,
         }
+    }
+
+    /// Whether instances with a constant observed past are left out (Bolt's option).
+    pub fn skips_constant_past(&self) -> bool {
+        matches!(
+            self,
+            Mode::Bolt {
+                skip_constant_past: true,
+                ..
+            }
+        )
     }
 
     pub fn tokenizer(&self) -> Option<&ChronosConfig> {

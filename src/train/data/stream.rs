@@ -47,6 +47,7 @@ struct Cut {
     context_length: usize,
     prediction_length: usize,
     drop_prob: f64,
+    skip_constant_past: bool,
 }
 
 /// One dataset's endless, filtered instance sequence.
@@ -134,7 +135,10 @@ impl DatasetStream {
             let mut fertile = false;
             while let Some((&(_, split, _), instance)) = plans.next_if(|((pe, _, _), _)| *pe == e) {
                 // The sampler keeps splits within the series, so every cut exists.
-                let Some(instance) = instance.filter(Instance::has_observed_past) else {
+                let keep = |i: &Instance| {
+                    i.has_observed_past() && (!cut.skip_constant_past || i.has_varying_past())
+                };
+                let Some(instance) = instance.filter(keep) else {
                     continue;
                 };
                 fertile = true;
@@ -243,6 +247,7 @@ impl InstanceStream {
                 context_length: options.context_length,
                 prediction_length: options.prediction_length,
                 drop_prob: options.mode.drop_prob(),
+                skip_constant_past: options.mode.skips_constant_past(),
             },
             pool,
             stop,
