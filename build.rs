@@ -19,6 +19,13 @@ fn main() {
     };
     let lib_dir = PathBuf::from(lib_dir);
     let cuda = lib_dir.join("libtorch_cuda.so").exists();
+    if let Some(nvidia) = nvidia_dir(&lib_dir).filter(|_| cuda) {
+        // setup.sh may install the CUDA headers after a first build
+        println!(
+            "cargo:rerun-if-changed={}",
+            nvidia.join("cu13/include").display()
+        );
+    }
     let nccl_includes = if cuda { nccl_includes(&lib_dir) } else { None };
     if cuda && nccl_includes.is_none() {
         println!(
@@ -45,8 +52,7 @@ fn main() {
 /// The include folders of CUDA (with crt), CCCL and NCCL from the nvidia wheels installed next to
 /// the torch package (`site-packages/nvidia/{cu13,nccl}/include`), when all are present.
 fn nccl_includes(lib_dir: &Path) -> Option<Vec<PathBuf>> {
-    let torch_dir = lib_dir.canonicalize().ok()?.parent()?.to_path_buf();
-    let nvidia = torch_dir.parent()?.join("nvidia");
+    let nvidia = nvidia_dir(lib_dir)?;
     let cuda = nvidia.join("cu13/include");
     let dirs = vec![cuda.clone(), cuda.join("cccl"), nvidia.join("nccl/include")];
     let needed = [
@@ -56,6 +62,12 @@ fn nccl_includes(lib_dir: &Path) -> Option<Vec<PathBuf>> {
         nvidia.join("nccl/include/nccl.h"),
     ];
     needed.iter().all(|p| p.exists()).then_some(dirs)
+}
+
+/// `site-packages/nvidia` beside the torch package whose `lib` folder is `lib_dir`.
+fn nvidia_dir(lib_dir: &Path) -> Option<PathBuf> {
+    let torch_dir = lib_dir.canonicalize().ok()?.parent()?.to_path_buf();
+    Some(torch_dir.parent()?.join("nvidia"))
 }
 
 fn compile_shim(lib_dir: &Path, nccl_includes: Option<&[PathBuf]>) {

@@ -9,6 +9,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -91,13 +92,15 @@ int chronos_c10d_has_nccl(void) {
 char* chronos_c10d_group_new(
     const char* master_addr,
     uint16_t master_port,
+    int host_store,
+    const char* store_prefix,
     int rank,
     int world_size,
     int device_index,
     int64_t timeout_ms,
     chronos_c10d_group** out) {
   return guarded([&] {
-    if (master_addr == nullptr || out == nullptr) {
+    if (master_addr == nullptr || store_prefix == nullptr || out == nullptr) {
       throw std::invalid_argument("null argument");
     }
     if (world_size < 1 || rank < 0 || rank >= world_size) {
@@ -108,12 +111,14 @@ char* chronos_c10d_group_new(
     std::chrono::milliseconds timeout(timeout_ms);
     c10d::TCPStoreOptions store_options;
     store_options.port = master_port;
-    store_options.isServer = rank == 0;
+    store_options.isServer = host_store != 0 && rank == 0;
     store_options.numWorkers = static_cast<size_t>(world_size);
     store_options.waitWorkers = true;
     store_options.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(
-        std::string(master_addr), store_options);
+    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::PrefixStore>(
+        std::string(store_prefix),
+        c10::make_intrusive<c10d::TCPStore>(
+            std::string(master_addr), store_options));
     c10::intrusive_ptr<c10d::Backend> backend;
     if (device_index < 0) {
       auto options = c10d::ProcessGroupGloo::Options::create_default(timeout);

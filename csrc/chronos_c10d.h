@@ -18,13 +18,16 @@ typedef struct chronos_c10d_group chronos_c10d_group;
 // Whether this build has ProcessGroupNCCL (1) or only Gloo (0).
 int chronos_c10d_has_nccl(void);
 
-// Connects to the TCPStore at master_addr:master_port (rank 0 hosts it and waits for the
-// world_size - 1 others) and creates the process group: Gloo when device_index < 0 (CPU
-// tensors), NCCL on cuda:device_index otherwise. timeout_ms bounds the rendezvous and every
-// collective. On success *out owns the group (chronos_c10d_group_free).
+// Connects to the TCPStore at master_addr:master_port (hosted by rank 0, which waits for the
+// world_size - 1 others, unless host_store is 0: torchrun's agent hosts it), keys under
+// store_prefix, and creates the process group: Gloo when device_index < 0 (CPU tensors), NCCL
+// on cuda:device_index otherwise. timeout_ms bounds the rendezvous and every collective. On
+// success *out owns the group (chronos_c10d_group_free).
 char* chronos_c10d_group_new(
     const char* master_addr,
     uint16_t master_port,
+    int host_store,
+    const char* store_prefix,
     int rank,
     int world_size,
     int device_index,

@@ -23,6 +23,8 @@ fn world(rank: usize, world_size: usize, port: u16) -> WorldEnv {
         world_size,
         master_addr: "127.0.0.1".into(),
         master_port: port,
+        agent_store: false,
+        restart_count: 0,
     }
 }
 
@@ -270,6 +272,8 @@ fn world_env_reads_torchrun_variables() {
         ("WORLD_SIZE", "4"),
         ("MASTER_ADDR", "10.0.0.2"),
         ("MASTER_PORT", "29500"),
+        ("TORCHELASTIC_USE_AGENT_STORE", "True"),
+        ("TORCHELASTIC_RESTART_COUNT", "2"),
     ]))
     .unwrap()
     .unwrap();
@@ -280,8 +284,26 @@ fn world_env_reads_torchrun_variables() {
             local_rank: 1,
             world_size: 4,
             master_addr: "10.0.0.2".into(),
-            master_port: 29500
+            master_port: 29500,
+            agent_store: true,
+            restart_count: 2,
         }
+    );
+    let plain = WorldEnv::from_vars(vars(&[
+        ("RANK", "1"),
+        ("WORLD_SIZE", "2"),
+        ("MASTER_PORT", "9"),
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (
+            plain.local_rank,
+            plain.master_addr.as_str(),
+            plain.agent_store,
+            plain.restart_count
+        ),
+        (1, "127.0.0.1", false, 0)
     );
     assert_eq!(env.vars()[0], ("RANK", "3".to_string()));
     for (bad, needle) in [

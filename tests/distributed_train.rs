@@ -313,3 +313,74 @@ fn a_killed_rank_ends_the_job_and_resume_continues_from_the_last_checkpoint() {
         );
     }
 }
+
+/// The files named `name` under `dir`, recursively.
+fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(find_files(&path, name));
+        } else if path.file_name().is_some_and(|n| n == name) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn torchrun_runs_the_ranks_with_its_own_store() {
+    // torchrun's agent hosts the TCPStore on MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE=True)
+    let torchrun = common::root().join(".venv/bin/torchrun");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write_sines(tmp.path());
+    let config = write_config(
+        tmp.path(),
+        &data,
+        "max_steps: 6\nsave_steps: 100\nlog_steps: 3\n",
+    );
+    let (out, logs) = (tmp.path().join("out"), tmp.path().join("logs"));
+    let port = chronos::distributed::free_port("127.0.0.1")
+        .unwrap()
+        .to_string();
+    let status = Command::new(&torchrun)
+        .args([
+            "--nproc-per-node=2",
+            "--master-port",
+            &port,
+            "--redirects",
+            "3",
+            "--log-dir",
+        ])
+        .arg(&logs)
+        .args([
+            "--no-python",
+            TRAIN,
+            "--threads",
+            "1",
+            "--quiet",
+            "--check-sync",
+            "1",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--output-dir")
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("{}: {e}", torchrun.display()));
+    // torchrun keeps each rank's stderr in <log-dir>/<run>/attempt_0/<rank>/stderr.log
+    let rank_logs: Vec<String> = find_files(&logs, "stderr.log")
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(status.success(), "torchrun failed:\n{rank_logs:#?}");
+    assert_eq!(rank_logs.len(), 2);
+    for log in &rank_logs {
+        assert!(log.contains("6 steps in"), "{log}");
+        assert!(
+            !log.contains("failed to bind"),
+            "a rank hosted a store:\n{log}"
+        );
+    }
+    assert_eq!(metric(&out.join("run-0"), "loss").len(), 2);
+}

@@ -12,6 +12,12 @@ pub struct WorldEnv {
     pub world_size: usize,
     pub master_addr: String,
     pub master_port: u16,
+    /// torchrun's agent hosts the TCPStore (`TORCHELASTIC_USE_AGENT_STORE=True`): rank 0
+    /// connects to it instead of hosting one.
+    pub agent_store: bool,
+    /// `TORCHELASTIC_RESTART_COUNT`: keys of earlier attempts in the agent's store are left
+    /// alone.
+    pub restart_count: usize,
 }
 
 impl WorldEnv {
@@ -22,7 +28,8 @@ impl WorldEnv {
     }
 
     /// As [`WorldEnv::from_env`], reading variables through `var`. `LOCAL_RANK` defaults to
-    /// `RANK`, `MASTER_ADDR` to 127.0.0.1; `MASTER_PORT` is required.
+    /// `RANK`, `MASTER_ADDR` to 127.0.0.1; `MASTER_PORT` is required; the torchelastic
+    /// variables are optional.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
         if var("WORLD_SIZE").is_none() && var("RANK").is_none() {
             return Ok(None);
@@ -50,16 +57,23 @@ impl WorldEnv {
                 "RANK={rank} must be below WORLD_SIZE={world_size}"
             )));
         }
+        let restart_count = match var("TORCHELASTIC_RESTART_COUNT") {
+            Some(_) => number("TORCHELASTIC_RESTART_COUNT")?,
+            None => 0,
+        };
         Ok(Some(WorldEnv {
             rank,
             local_rank,
             world_size,
             master_addr: var("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into()),
             master_port,
+            agent_store: var("TORCHELASTIC_USE_AGENT_STORE").as_deref() == Some("True"),
+            restart_count,
         }))
     }
 
-    /// The variables that describe this rank, for a child process.
+    /// The variables that describe this rank, for a child process of [`super::launch`] (which
+    /// hosts no store and never restarts).
     pub fn vars(&self) -> [(&'static str, String); 5] {
         [
             ("RANK", self.rank.to_string()),

@@ -14,6 +14,8 @@ extern "C" {
     pub(super) fn chronos_c10d_group_new(
         master_addr: *const c_char,
         master_port: u16,
+        host_store: c_int,
+        store_prefix: *const c_char,
         rank: c_int,
         world_size: c_int,
         device_index: c_int,

@@ -30,8 +30,9 @@ pub struct ProcessGroup {
 
 impl ProcessGroup {
     /// Joins the group described by `env` (rank 0 hosts the TCPStore at
-    /// `master_addr:master_port` and waits for the others), for tensors on `device`: Gloo on
-    /// the CPU, NCCL on `Device::Cuda(i)`. `timeout` bounds the rendezvous and each collective.
+    /// `master_addr:master_port` and waits for the others, unless torchrun's agent hosts it),
+    /// for tensors on `device`: Gloo on the CPU, NCCL on `Device::Cuda(i)`. `timeout` bounds the
+    /// rendezvous and each collective. The group's keys live under `chronos/<restart>`.
     pub fn new(env: &WorldEnv, device: Device, timeout: Duration) -> Result<Self> {
         let device_index = match device {
             Device::Cpu => -1,
@@ -44,6 +45,8 @@ impl ProcessGroup {
         };
         let addr = CString::new(env.master_addr.as_str())
             .map_err(|_| DistError::Env("MASTER_ADDR contains a NUL byte".into()))?;
+        let prefix = CString::new(format!("chronos/{}", env.restart_count))
+            .map_err(|_| DistError::Env("bad store prefix".into()))?;
         let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         let mut raw = std::ptr::null_mut();
         // SAFETY: valid C string and out pointer; the shim catches every C++ exception.
@@ -51,6 +54,8 @@ impl ProcessGroup {
             ffi::chronos_c10d_group_new(
                 addr.as_ptr(),
                 env.master_port,
+                c_int::from(!env.agent_store),
+                prefix.as_ptr(),
                 env.rank as c_int,
                 env.world_size as c_int,
                 device_index,

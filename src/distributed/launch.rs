@@ -80,6 +80,8 @@ pub fn launch(program: &Path, args: &[OsString], options: &LaunchOptions) -> Res
             world_size: options.nproc,
             master_addr: options.master_addr.clone(),
             master_port: port,
+            agent_store: false,
+            restart_count: 0,
         };
         match spawn(program, args, &env) {
             Ok(r) => ranks.push(r),
@@ -139,7 +141,8 @@ fn spawn(program: &Path, args: &[OsString], env: &WorldEnv) -> Result<Rank> {
     })
 }
 
-/// Copies `from` line by line to `to()`, each line prefixed.
+/// Copies `from` line by line to `to()`, each line prefixed and written whole in one call (the
+/// standard streams lock for the call, so the ranks' lines never interleave).
 fn forward<W: Write>(
     from: impl Read + Send + 'static,
     prefix: String,
@@ -148,11 +151,11 @@ fn forward<W: Write>(
     std::thread::spawn(move || {
         for line in BufReader::new(from).split(b'\n') {
             let Ok(line) = line else { break };
-            let mut out = to();
-            let _ = out
-                .write_all(prefix.as_bytes())
-                .and_then(|_| out.write_all(&line))
-                .and_then(|_| out.write_all(b"\n"));
+            let mut whole = Vec::with_capacity(prefix.len() + line.len() + 1);
+            whole.extend_from_slice(prefix.as_bytes());
+            whole.extend_from_slice(&line);
+            whole.push(b'\n');
+            let _ = to().write_all(&whole);
         }
     })
 }
