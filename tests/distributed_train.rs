@@ -19,7 +19,8 @@ use chronos::data::{GluonEntry, GluonWriteOptions, GluonWriter};
 
 const TRAIN: &str = env!("CARGO_BIN_EXE_train");
 
-/// 40 sines (period 12, varied phase and level) of length 120.
+/// 40 sines (period 12, varied phase and level) of lengths 30 to 120: instances of the short
+/// ones have padded contexts, so the ranks' batches hold different numbers of observed values.
 fn write_sines(dir: &Path) -> PathBuf {
     let path = dir.join("sines.arrow");
     let start = NaiveDate::from_ymd_opt(2020, 1, 1)
@@ -28,7 +29,7 @@ fn write_sines(dir: &Path) -> PathBuf {
     let entries: Vec<GluonEntry> = (0..40)
         .map(|i| GluonEntry {
             start,
-            target: (0..120)
+            target: (0..30 + (i * 23) % 91)
                 .map(|t| {
                     let angle = 2.0 * std::f64::consts::PI * t as f64 / 12.0 + i as f64 * 0.7;
                     10.0 + i as f64 + 3.0 * angle.sin()
@@ -42,7 +43,7 @@ fn write_sines(dir: &Path) -> PathBuf {
     path
 }
 
-/// A tiny Chronos-Bolt config without dropout (dropout masks depend on the batch shape).
+/// A tiny Chronos-Bolt without dropout (dropout masks depend on the batch shape).
 ///
 /// Quantile levels q with q * N never an integer for these batch sizes N: the pinball loss's
 /// gradient for level q sums terms `1{y <= p} - q`, which cancel exactly when q * N targets
@@ -50,14 +51,23 @@ fn write_sines(dir: &Path) -> PathBuf {
 /// and AdamW's first step turns the rounding residue, which differs with the summation order,
 /// into a step of about ±lr. The same holds for torch's DDP; these levels keep the comparison
 /// about the data-parallel arithmetic.
-fn write_config(dir: &Path, data: &Path, extra: &str) -> PathBuf {
+const BOLT: &str = "model_family: bolt\ncontext_length: 32\nprediction_length: 8\n\
+    input_patch_size: 8\ninput_patch_stride: 8\nquantiles: [0.1234, 0.4321, 0.8765]\n\
+    model_config: {d_model: 32, d_ff: 64, d_kv: 16, num_heads: 2, num_layers: 1, \
+    num_decoder_layers: 1, dropout_rate: 0.0}\n";
+
+/// A tiny causal Chronos-GPT2 without dropout, accumulating two micro-batches per step: its
+/// loss divides by the step's token count, summed over the ranks.
+const GPT2: &str = "model_family: t5\nmodel_type: causal\nmodel_id: openai-community/gpt2\n\
+    context_length: 32\nprediction_length: 8\nn_tokens: 128\nmax_missing_prop: 0.1\n\
+    gradient_accumulation_steps: 2\nmodel_config: {n_embd: 32, n_layer: 1, n_head: 2, \
+    resid_pdrop: 0.0, embd_pdrop: 0.0, attn_pdrop: 0.0}\n";
+
+/// `model` (BOLT or GPT2) training on `data`, batch 8, then the `extra` keys.
+fn write_config(dir: &Path, data: &Path, model: &str, extra: &str) -> PathBuf {
     let yaml = format!(
-        "model_family: bolt\ntraining_data_paths: [{data:?}]\ncontext_length: 32\n\
-         prediction_length: 8\nmin_past: 16\nper_device_train_batch_size: 8\n\
-         gradient_accumulation_steps: 1\nlearning_rate: 0.001\nshuffle_buffer_length: 20\n\
-         seed: 11\nrandom_init: true\ninput_patch_size: 8\ninput_patch_stride: 8\n\
-         quantiles: [0.1234, 0.4321, 0.8765]\nmodel_config: {{d_model: 32, d_ff: 64, d_kv: 16, \
-         num_heads: 2, num_layers: 1, num_decoder_layers: 1, dropout_rate: 0.0}}\n{extra}"
+        "{model}training_data_paths: [{data:?}]\nmin_past: 16\nper_device_train_batch_size: 8\n\
+         learning_rate: 0.001\nshuffle_buffer_length: 20\nseed: 11\nrandom_init: true\n{extra}"
     );
     let path = dir.join("config.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -104,12 +114,24 @@ fn max_difference(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f64 {
 }
 
 #[test]
-fn two_ranks_train_the_model_of_one_process_on_the_union_of_their_batches() {
+fn two_bolt_ranks_train_the_model_of_one_process_on_the_union_of_their_batches() {
+    check_union_batch(BOLT);
+}
+
+#[test]
+fn two_causal_gpt2_ranks_train_the_model_of_one_process_on_the_union_of_their_batches() {
+    check_union_batch(GPT2);
+}
+
+/// 12 steps of `model` on 2 ranks (replicas checked identical after every step) against one
+/// process with twice the batch, and against rank 0's shard alone.
+fn check_union_batch(model: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let data = write_sines(tmp.path());
     let config = write_config(
         tmp.path(),
         &data,
+        model,
         "max_steps: 12\nsave_steps: 100\nlog_steps: 4\n",
     );
     let config = config.to_str().unwrap();
@@ -218,7 +240,7 @@ fn a_killed_rank_ends_the_job_and_resume_continues_from_the_last_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let data = write_sines(tmp.path());
     let extra = "max_steps: 100000\nsave_steps: 20\nlog_steps: 20\nlr_scheduler_type: constant\n";
-    let config = write_config(tmp.path(), &data, extra);
+    let config = write_config(tmp.path(), &data, BOLT, extra);
     let config = config.to_str().unwrap();
     let whole = tmp.path().join("whole").to_string_lossy().to_string();
     let broken = tmp.path().join("broken").to_string_lossy().to_string();
@@ -337,6 +359,7 @@ fn torchrun_runs_the_ranks_with_its_own_store() {
     let config = write_config(
         tmp.path(),
         &data,
+        BOLT,
         "max_steps: 6\nsave_steps: 100\nlog_steps: 3\n",
     );
     let (out, logs) = (tmp.path().join("out"), tmp.path().join("logs"));
