@@ -101,6 +101,7 @@ fn bolt(drop_prob: f64) -> Mode {
     Mode::Bolt {
         drop_prob,
         skip_constant_past: false,
+        max_scaled_future: None,
     }
 }
 
@@ -988,6 +989,7 @@ fn bolt_can_leave_out_instances_with_a_constant_past() {
         let mode = Mode::Bolt {
             drop_prob: 0.0,
             skip_constant_past: skip,
+            max_scaled_future: None,
         };
         let mut data = TrainingData::open(&[path.clone()], None, options(mode, 8, 4, 8)).unwrap();
         let mut constant = 0;
@@ -1004,4 +1006,53 @@ fn bolt_can_leave_out_instances_with_a_constant_past() {
     };
     assert!(constant_pasts(false) > 20, "{}", constant_pasts(false));
     assert_eq!(constant_pasts(true), 0);
+}
+
+#[test]
+fn bolt_can_bound_the_scaled_future() {
+    // Past 1, 3, 1, 3 (mean 2, std 1) then a future reaching 2 + 7: scaled 7.
+    let instance =
+        split_instance(&[1.0, 3.0, 1.0, 3.0, 2.0, 9.0], 4, 4, 2, DropMask::NONE).unwrap();
+    assert!((instance.max_scaled_future() - 7.0).abs() < 1e-12);
+    // A constant past scales by |mean| + 1e-5; an unobserved future gives 0.
+    let constant = split_instance(&[0.0, 0.0, 0.0, 1.0], 3, 4, 1, DropMask::NONE).unwrap();
+    assert!((constant.max_scaled_future() - 1e5).abs() < 1e-6);
+    let unobserved = split_instance(&[1.0, 2.0, f64::NAN as f32], 2, 2, 1, DropMask::NONE).unwrap();
+    assert_eq!(unobserved.max_scaled_future(), 0.0);
+
+    // In the stream: series whose last third jumps by 100 around a walk of unit steps.
+    let dir = tempfile::tempdir().unwrap();
+    let mut series = walks(20, 60, 0.0, 5);
+    for s in series.iter_mut().step_by(2) {
+        s[40..].iter_mut().for_each(|v| *v += 100.0);
+    }
+    let path = write(dir.path(), "jumps.arrow", &series, IpcCompression::None);
+    let largest = |bound: Option<f64>| {
+        let mode = Mode::Bolt {
+            drop_prob: 0.0,
+            skip_constant_past: false,
+            max_scaled_future: bound,
+        };
+        let mut data = TrainingData::open(&[path.clone()], None, options(mode, 8, 4, 8)).unwrap();
+        let mut largest: f64 = 0.0;
+        for (batch, _) in take(&mut data, 40) {
+            let Batch::Values { context, target } = batch else {
+                panic!("Bolt batches hold values")
+            };
+            let pasts = Vec::<Vec<f32>>::try_from(context).unwrap();
+            let futures = Vec::<Vec<f32>>::try_from(target).unwrap();
+            for (past, future) in pasts.into_iter().zip(futures) {
+                let values: Vec<f32> = past.into_iter().chain(future).collect();
+                let instance = chronos::train::data::Instance {
+                    values,
+                    context_length: 8,
+                    pad: 0,
+                };
+                largest = largest.max(instance.max_scaled_future());
+            }
+        }
+        largest
+    };
+    assert!(largest(None) > 50.0, "{}", largest(None));
+    assert!(largest(Some(20.0)) <= 20.0);
 }

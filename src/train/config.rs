@@ -173,12 +173,13 @@ pub const T5_ONLY_KEYS: [&str; 13] = [
 ];
 
 /// Keys that only Chronos-Bolt uses; a `t5` config must leave them out.
-pub const BOLT_ONLY_KEYS: [&str; 5] = [
+pub const BOLT_ONLY_KEYS: [&str; 6] = [
     "input_patch_size",
     "input_patch_stride",
     "quantiles",
     "use_reg_token",
     "skip_constant_contexts",
+    "max_scaled_target",
 ];
 
 /// A training run's configuration. Field names, types and defaults are those of upstream
@@ -279,6 +280,10 @@ pub struct TrainConfig {
     /// false): Bolt's instance norm turns a context of zeros followed by a non-zero future into
     /// targets of ~1e5 (see `Instance::has_varying_past`).
     pub skip_constant_contexts: Option<bool>,
+    /// Leave out training instances whose target, scaled by Bolt's instance norm of the
+    /// context, exceeds this in absolute value (not upstream's; default none). Such rare
+    /// instances (a count starting from near zero) otherwise carry most of the loss.
+    pub max_scaled_target: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -331,6 +336,7 @@ impl Default for TrainConfig {
             quantiles: None,
             use_reg_token: None,
             skip_constant_contexts: None,
+            max_scaled_target: None,
         }
     }
 }
@@ -560,6 +566,14 @@ impl TrainConfig {
                          ignores it, so remove it (got {})",
                         this[key]
                     ),
+                ));
+            }
+        }
+        if let Some(bound) = self.max_scaled_target {
+            if !(bound > 0.0) {
+                return Err(bad(
+                    "max_scaled_target",
+                    format!("must be positive, got {bound}"),
                 ));
             }
         }

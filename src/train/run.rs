@@ -296,6 +296,7 @@ impl Trainer {
             (ModelFamily::Bolt, _) => Mode::Bolt {
                 drop_prob: DROP_PROB,
                 skip_constant_past: cfg.skip_constant_contexts.unwrap_or(false),
+                max_scaled_future: cfg.max_scaled_target,
             },
             (ModelFamily::T5, ModelType::Seq2seq) => Mode::Seq2Seq {
                 tokenizer: cfg.chronos_config(),

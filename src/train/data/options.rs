@@ -28,11 +28,15 @@ pub enum Mode {
     /// takes missing values natively (NaN mask in the input, NaN targets out of the loss), which
     /// is what upstream's drop injection trains for, so it is kept (`drop_prob` 0.2 by default).
     /// With `skip_constant_past`, instances whose observed past is constant are left out (see
-    /// [`super::instance::Instance::has_varying_past`]).
+    /// [`super::instance::Instance::has_varying_past`]); with `max_scaled_future`, those whose
+    /// future leaves the past's mean by more than that many standard deviations (see
+    /// [`super::instance::Instance::max_scaled_future`]).
     Bolt {
         drop_prob: f64,
         #[serde(default)]
         skip_constant_past: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_scaled_future: Option<f64>,
     },
 }
 
@@ -54,6 +58,16 @@ impl Mode {
                 ..
             }
         )
+    }
+
+    /// The bound on Bolt's scaled future, if any.
+    pub fn max_scaled_future(&self) -> Option<f64> {
+        match self {
+            Mode::Bolt {
+                max_scaled_future, ..
+            } => *max_scaled_future,
+            _ => None,
+        }
     }
 
     pub fn tokenizer(&self) -> Option<&ChronosConfig> {

@@ -48,6 +48,7 @@ struct Cut {
     prediction_length: usize,
     drop_prob: f64,
     skip_constant_past: bool,
+    max_scaled_future: Option<f64>,
 }
 
 /// One dataset's endless, filtered instance sequence.
@@ -136,7 +137,11 @@ impl DatasetStream {
             while let Some((&(_, split, _), instance)) = plans.next_if(|((pe, _, _), _)| *pe == e) {
                 // The sampler keeps splits within the series, so every cut exists.
                 let keep = |i: &Instance| {
-                    i.has_observed_past() && (!cut.skip_constant_past || i.has_varying_past())
+                    i.has_observed_past()
+                        && (!cut.skip_constant_past || i.has_varying_past())
+                        && cut
+                            .max_scaled_future
+                            .is_none_or(|bound| i.max_scaled_future() <= bound)
                 };
                 let Some(instance) = instance.filter(keep) else {
                     continue;
@@ -248,6 +253,7 @@ impl InstanceStream {
                 prediction_length: options.prediction_length,
                 drop_prob: options.mode.drop_prob(),
                 skip_constant_past: options.mode.skips_constant_past(),
+                max_scaled_future: options.mode.max_scaled_future(),
             },
             pool,
             stop,
