@@ -5,15 +5,16 @@
 //! train --config configs/train/chronos-bolt-tiny.yaml --max-steps 1000
 //! train --resume output/run-3          # continue a run from its last checkpoint
 //! train --nproc 2 --config c.yaml      # data-parallel on 2 ranks (Gloo on CPU, NCCL on CUDA)
-//! torchrun --nproc-per-node=2 target/release/train --config c.yaml   # the same, ranks by torchrun
+//! torchrun --nproc-per-node=2 --no-python target/release/train --config c.yaml   # ranks by torchrun
 //! ```
 //!
-//! With `--nproc N` this process is only a launcher: it runs N copies of itself (without
-//! `--nproc`) as ranks 0..N with torchrun's environment (`RANK`, `LOCAL_RANK`, `WORLD_SIZE`,
-//! `MASTER_ADDR`, `MASTER_PORT`), each on `cuda:LOCAL_RANK` with `--device cuda`, else on the CPU
-//! with an even share of the cores (`--threads`), prefixes their output with `[rank r]`, and
-//! fails, naming the rank, as soon as one fails. A process started with that environment (by
-//! this launcher or by torchrun) trains as that rank.
+//! With `--nproc N` (before `--config`) this process is only a launcher: it runs N copies of
+//! itself (without `--nproc`) as ranks 0..N with torchrun's environment (`RANK`, `LOCAL_RANK`,
+//! `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`), each on `cuda:LOCAL_RANK` when there are GPUs
+//! (or with `--device cuda`), else on the CPU with an even share of the cores (`--threads`),
+//! prefixes their output with `[rank r]`, and when one fails stops the others and fails naming
+//! it. A process started with that environment (by this launcher or by torchrun) trains as that
+//! rank; with `--device cuda` on `cuda:LOCAL_RANK`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,6 +85,13 @@ fn main() -> Result<()> {
     let world = WorldEnv::from_env()?;
     let (dtype, mut device) = args.runtime.apply()?;
     if let (Some(world), tch::Device::Cuda(_)) = (&world, device) {
+        let gpus = tch::Cuda::device_count() as usize;
+        if world.local_rank >= gpus {
+            bail!(
+                "LOCAL_RANK {} needs cuda:{0}, but {gpus} CUDA device(s) are available",
+                world.local_rank
+            );
+        }
         device = tch::Device::Cuda(world.local_rank);
     }
     if dtype != Dtype::F32 {
@@ -154,8 +162,9 @@ fn join(world: &WorldEnv, device: tch::Device, args: &DistArgs) -> Result<Distri
     })
 }
 
-/// `--nproc N`: runs this command without `--nproc` as N ranks; on the CPU each gets
-/// `--threads` (unless given) of an even share of the cores.
+/// `--nproc N`: runs this command without `--nproc` as N ranks, on the GPUs when there are
+/// some and `--device` is not given (rank r on cuda:r), else on the CPU with `--threads` (unless
+/// given) an even share of the cores.
 fn launch(args: &Args, nproc: usize) -> Result<()> {
     if WorldEnv::from_env()?.is_some() {
         bail!("--nproc inside a distributed job (RANK/WORLD_SIZE are set): launch with one or the other");
@@ -166,8 +175,22 @@ fn launch(args: &Args, nproc: usize) -> Result<()> {
     for option in ["--master-addr", "--master-port"] {
         child_args = distributed::strip_option(&child_args, option);
     }
-    let on_cpu = !args.runtime.device.starts_with("cuda");
-    if on_cpu && args.runtime.threads.is_none() {
+    let device_given = given.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a == "--device" || a.starts_with("--device=")
+    });
+    let gpus = tch::Cuda::device_count() as usize;
+    let on_cuda = match device_given {
+        true => args.runtime.device.starts_with("cuda"),
+        false => gpus > 0,
+    };
+    if on_cuda && nproc > gpus {
+        bail!("--nproc {nproc} on CUDA needs {nproc} GPUs, {gpus} available");
+    }
+    if on_cuda && !device_given {
+        child_args.splice(0..0, ["--device".into(), "cuda".into()]);
+    }
+    if !on_cuda && args.runtime.threads.is_none() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // before `--config`: what follows it are config overrides
         let share = (cores / nproc.max(1)).max(1).to_string();

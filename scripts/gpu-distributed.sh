@@ -9,7 +9,7 @@
 #
 #   cuda-ddp   `--nproc 1 --device cuda`: one rank, ProcessGroupNCCL on cuda:0 (--check-sync 10)
 #   cuda       the same without --nproc (no process group)
-#   cpu-ddp    `--nproc 1` on the CPU: one rank, ProcessGroupGloo
+#   cpu-ddp    `--nproc 1 --device cpu`: one rank, ProcessGroupGloo
 #   cpu        the same without --nproc
 #
 # and prints the logged losses and the largest |a - b| / (1 + |b|) over the final weights of
@@ -81,8 +81,8 @@ if [ "$gpu" = 1 ]; then
   run cuda --device cuda
   runs=(cuda-ddp cuda cpu-ddp cpu)
 fi
-run cpu-ddp --threads 4 --check-sync 10 --nproc 1
-run cpu --threads 4
+run cpu-ddp --device cpu --threads 4 --check-sync 10 --nproc 1
+run cpu --device cpu --threads 4
 
 {
   echo "== losses (metrics.jsonl, every 5 steps)"
