@@ -52,7 +52,7 @@ pub enum DistError {
         first: Option<(String, f64)>,
     },
     /// A rank of a launched job that failed (the first to).
-    #[error("rank {rank} (pid {pid}) {status}; the job stopped")]
+    #[error("rank {rank} (pid {pid}) {status}")]
     RankFailed {
         rank: usize,
         pid: u32,
