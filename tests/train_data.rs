@@ -991,7 +991,8 @@ fn bolt_can_leave_out_instances_with_a_constant_past() {
             skip_constant_past: skip,
             max_scaled_future: None,
         };
-        let mut data = TrainingData::open(&[path.clone()], None, options(mode, 8, 4, 8)).unwrap();
+        let mut data =
+            TrainingData::open(std::slice::from_ref(&path), None, options(mode, 8, 4, 8)).unwrap();
         let mut constant = 0;
         for (batch, _) in take(&mut data, 40) {
             let Batch::Values { context, .. } = batch else {
@@ -1033,7 +1034,8 @@ fn bolt_can_bound_the_scaled_future() {
             skip_constant_past: false,
             max_scaled_future: bound,
         };
-        let mut data = TrainingData::open(&[path.clone()], None, options(mode, 8, 4, 8)).unwrap();
+        let mut data =
+            TrainingData::open(std::slice::from_ref(&path), None, options(mode, 8, 4, 8)).unwrap();
         let mut largest: f64 = 0.0;
         for (batch, _) in take(&mut data, 40) {
             let Batch::Values { context, target } = batch else {

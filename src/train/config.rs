@@ -570,7 +570,7 @@ impl TrainConfig {
             }
         }
         if let Some(bound) = self.max_scaled_target {
-            if !(bound > 0.0) {
+            if bound.is_nan() || bound <= 0.0 {
                 return Err(bad(
                     "max_scaled_target",
                     format!("must be positive, got {bound}"),
