@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use chronos::bundled;
 use chronos::data::{GluonWriteOptions, GluonWriter};
 use chronos::eval::{
     self, evaluate_dataset, hub, read_benchmarks, read_results, relative_scores, training_history,
@@ -34,9 +35,10 @@ struct Args {
     /// Benchmark config (YAML list of name, hf_repo, offset, prediction_length, num_rolls).
     #[arg(long, required = true)]
     config: Option<PathBuf>,
-    /// Checkpoint folder, hub id (owner/name[@revision]) or `seasonal-naive`.
-    #[arg(long, required = true)]
-    model: Option<String>,
+    /// Checkpoint folder, hub id (owner/name[@revision]), `seasonal-naive`, or
+    /// `chronos-bolt-2m`, the small model built into this program (the default).
+    #[arg(long, default_value = bundled::NAME)]
+    model: String,
     /// Results CSV to write (dataset,model,MASE,WQL).
     #[arg(long, required = true)]
     output: Option<PathBuf>,
@@ -173,10 +175,10 @@ fn history(config: &Path, output: &Path, data_dir: Option<&Path>) -> Result<()> 
 }
 
 fn evaluate(args: &Args) -> Result<()> {
-    let (Some(config), Some(model_spec), Some(output)) = (&args.config, &args.model, &args.output)
-    else {
-        bail!("--config, --model and --output are required");
+    let (Some(config), Some(output)) = (&args.config, &args.output) else {
+        bail!("--config and --output are required");
     };
+    let model_spec = &args.model;
     let benchmarks = read_benchmarks(config)?;
     // With a data folder, every dataset must be there before any work starts.
     let local_files = match &args.data_dir {

@@ -7,8 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use chronos::bundled;
 use chronos::data::{self, Columns, ForecastTable, Freq};
 use chronos::pipeline::{left_pad_and_stack, Pipeline};
+use chronos::plot::{plot_forecasts, ForecastPlot, PLOT_LEVELS};
 use chronos::runtime::Runtime;
 use chronos::sampling::SamplingConfig;
 
@@ -18,8 +20,10 @@ use chronos::sampling::SamplingConfig;
     about = "Forecast long-format time series with a Chronos model"
 )]
 struct Args {
-    /// Checkpoint folder (config.json + model.safetensors) or hub id (owner/name[@revision]).
-    #[arg(long)]
+    /// Checkpoint folder (config.json + model.safetensors), hub id (owner/name[@revision]), or
+    /// `chronos-bolt-2m`, the small model built into this program (the default; when the hub
+    /// is reachable, `amazon/chronos-bolt-small` forecasts better).
+    #[arg(long, default_value = bundled::NAME)]
     model: String,
     /// Long-format input table (.csv or .parquet): one row per (series, timestamp).
     #[arg(long)]
@@ -69,6 +73,12 @@ struct Args {
     /// Fail instead of unrolling when the horizon exceeds the model's prediction length.
     #[arg(long)]
     limit_prediction_length: bool,
+    /// Also draw the first `--plot-series` forecasts (history, median, 10-90% band) as a PNG.
+    #[arg(long, value_name = "PNG")]
+    plot: Option<PathBuf>,
+    /// Series drawn by `--plot`.
+    #[arg(long, default_value_t = 4)]
+    plot_series: usize,
 }
 
 fn main() -> Result<()> {
@@ -93,7 +103,17 @@ fn main() -> Result<()> {
         })?,
     };
 
+    if args.plot.is_some() && args.plot_series == 0 {
+        bail!("--plot-series must be at least 1");
+    }
     let pipeline = Pipeline::load(&args.model, dtype, device)?;
+    if args.model == bundled::NAME {
+        eprintln!(
+            "using the bundled model {} (when the hub is reachable, --model {} forecasts better)",
+            bundled::NAME,
+            bundled::RECOMMENDED_HUB_MODEL
+        );
+    }
     let sampling = sampling_overrides(&args, &pipeline)?;
     if let Some(seed) = args.seed {
         tch::manual_seed(seed);
@@ -117,8 +137,15 @@ fn main() -> Result<()> {
     if series.len() <= args.batch_size {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let mut quantiles = Vec::with_capacity(series.len() * horizon as usize * args.quantiles.len());
-    let mut points = Vec::with_capacity(series.len() * horizon as usize);
+    // The levels computed: the requested ones, then those a plot needs that are missing.
+    let mut levels = args.quantiles.clone();
+    if args.plot.is_some() {
+        levels.extend(PLOT_LEVELS.iter().filter(|l| !args.quantiles.contains(l)));
+    }
+    let h = horizon as usize;
+    let mut quantiles = Vec::with_capacity(series.len() * h * args.quantiles.len());
+    let mut points = Vec::with_capacity(series.len() * h);
+    let mut plotted: Vec<Vec<f32>> = Vec::new(); // (horizon, levels) of the first series
     for batch in series.chunks(args.batch_size) {
         let contexts: Vec<Vec<f32>> = batch
             .iter()
@@ -128,11 +155,19 @@ fn main() -> Result<()> {
         let forecast = pipeline.predict_quantiles(
             &context,
             Some(horizon),
-            &args.quantiles,
+            &levels,
             sampling.as_ref(),
             args.limit_prediction_length,
         )?;
-        quantiles.extend(Vec::<f32>::try_from(forecast.quantiles.flatten(0, -1))?);
+        // (batch, horizon, levels)
+        let all = Vec::<f32>::try_from(forecast.quantiles.flatten(0, -1))?;
+        for row in all.chunks(levels.len()) {
+            quantiles.extend_from_slice(&row[..args.quantiles.len()]);
+        }
+        if args.plot.is_some() && plotted.len() < args.plot_series {
+            let take = (args.plot_series - plotted.len()).min(batch.len());
+            plotted.extend(all.chunks(h * levels.len()).take(take).map(<[f32]>::to_vec));
+        }
         points.extend(Vec::<f32>::try_from(forecast.mean.flatten(0, -1))?);
         progress.inc(batch.len() as u64);
     }
@@ -154,7 +189,53 @@ fn main() -> Result<()> {
         horizon,
         args.output.display()
     );
+    if let Some(path) = &args.plot {
+        plot(path, &series, &plotted, &levels, h)?;
+        eprintln!("drew {} forecast(s) in {}", plotted.len(), path.display());
+    }
     Ok(())
+}
+
+/// Draws `forecasts[i]` (`(horizon, levels)` row-major) of `series[i]`.
+fn plot(
+    path: &std::path::Path,
+    series: &[data::Series],
+    forecasts: &[Vec<f32>],
+    levels: &[f64],
+    horizon: usize,
+) -> Result<()> {
+    let level = |q: f64| {
+        levels
+            .iter()
+            .position(|&l| l == q)
+            .expect("plot levels computed")
+    };
+    let columns: Vec<Vec<Vec<f64>>> = forecasts
+        .iter()
+        .map(|f| {
+            PLOT_LEVELS
+                .iter()
+                .map(|&q| {
+                    let k = level(q);
+                    (0..horizon)
+                        .map(|t| f64::from(f[t * levels.len() + k]))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let plots: Vec<ForecastPlot<'_>> = series
+        .iter()
+        .zip(&columns)
+        .map(|(s, q)| ForecastPlot {
+            id: &s.id,
+            history: &s.values,
+            low: &q[0],
+            median: &q[1],
+            high: &q[2],
+        })
+        .collect();
+    Ok(plot_forecasts(path, &plots)?)
 }
 
 /// The sampling settings for a Chronos-T5 model (checkpoint defaults with the flags applied);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use tch::{nn::VarStore, Kind, Tensor};
 
+use crate::bundled;
 use crate::config::ModelConfig;
 use crate::error::{ChronosError, Result};
 
@@ -17,24 +18,31 @@ const CONFIG: &str = "config.json";
 const WEIGHTS: &str = "model.safetensors";
 const WEIGHTS_INDEX: &str = "model.safetensors.index.json";
 
-/// A checkpoint's files on local disk.
+/// A checkpoint's files on local disk, or the bundled model ([`crate::bundled`]).
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
     /// Where the config came from (a folder, or a hub snapshot folder).
     pub config_path: PathBuf,
     pub config: ModelConfig,
-    /// One file, or the shards of a sharded checkpoint.
+    /// One file, or the shards of a sharded checkpoint (for the bundled model, the name of its
+    /// file in the repository, for messages).
     pub weight_files: Vec<PathBuf>,
+    /// The bundled model's weights, compiled into the program.
+    embedded: Option<&'static [u8]>,
 }
 
 impl Checkpoint {
-    /// Opens `model`: a local folder if one exists at that path, else a hub id
-    /// (`owner/name`, optionally `owner/name@revision`) resolved through the HF cache
-    /// (`HF_HUB_CACHE`, `HF_HOME`; no network when `HF_HUB_OFFLINE=1` or when already cached).
+    /// Opens `model`: a local folder if one exists at that path, else the bundled model if
+    /// `model` is its name ([`bundled::NAME`]), else a hub id (`owner/name`, optionally
+    /// `owner/name@revision`) resolved through the HF cache (`HF_HUB_CACHE`, `HF_HOME`; no
+    /// network when `HF_HUB_OFFLINE=1` or when already cached).
     pub fn open(model: &str) -> Result<Self> {
         let dir = Path::new(model);
         if dir.is_dir() {
             return Self::from_dir(dir);
+        }
+        if model == bundled::NAME {
+            return Self::bundled();
         }
         if dir.exists() {
             return Err(ChronosError::checkpoint(
@@ -43,6 +51,18 @@ impl Checkpoint {
             ));
         }
         hub::resolve(model)
+    }
+
+    /// The bundled model, from the bytes compiled into the program.
+    pub fn bundled() -> Result<Self> {
+        let dir = Path::new(bundled::SOURCE_DIR);
+        let config_path = dir.join(CONFIG);
+        Ok(Checkpoint {
+            config: ModelConfig::from_json(bundled::CONFIG_JSON, &config_path)?,
+            config_path,
+            weight_files: vec![dir.join(WEIGHTS)],
+            embedded: Some(bundled::WEIGHTS),
+        })
     }
 
     /// Opens a local checkpoint folder.
@@ -72,6 +92,7 @@ impl Checkpoint {
             config_path,
             config,
             weight_files,
+            embedded: None,
         })
     }
 
@@ -79,7 +100,12 @@ impl Checkpoint {
     pub fn read_tensors(&self) -> Result<HashMap<String, (Tensor, PathBuf)>> {
         let mut tensors = HashMap::new();
         for file in &self.weight_files {
-            let bytes = std::fs::read(file).map_err(|e| ChronosError::io(file, e))?;
+            let bytes = match self.embedded {
+                Some(bytes) => std::borrow::Cow::Borrowed(bytes),
+                None => std::fs::read(file)
+                    .map_err(|e| ChronosError::io(file, e))?
+                    .into(),
+            };
             let st = SafeTensors::deserialize(&bytes).map_err(|e| {
                 ChronosError::checkpoint(file, format!("not a valid safetensors file: {e}"))
             })?;
@@ -320,6 +346,7 @@ mod hub {
             config_path,
             config,
             weight_files,
+            embedded: None,
         })
     }
 

@@ -289,12 +289,17 @@ pub enum ModelConfig {
 impl ModelConfig {
     /// Reads and validates `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| ChronosError::io(path, e))?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses and validates the text of a `config.json`; `path` names it in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let err = |message: String| ChronosError::Config {
             path: path.into(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| ChronosError::io(path, e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
         let model_type = value
             .get("model_type")
             .and_then(Value::as_str)

@@ -3,11 +3,13 @@
 //! Modules are named after the concepts: [`config`] mirrors `config.json`, [`checkpoint`] reads
 //! original Hugging Face checkpoints, [`t5`] holds the T5 blocks shared by the families,
 //! [`bolt`] the Chronos-Bolt network, [`tokenizer`], [`chronos_t5`] and [`sampling`] the
-//! tokenised Chronos-T5, [`pipeline`] the forecasting entry points, and [`data`]
-//! long-format tables in and out.
+//! tokenised Chronos-T5, [`pipeline`] the forecasting entry points, [`bundled`] the small model
+//! compiled into the library, [`plot`] forecast pictures, and [`data`] long-format tables in
+//! and out.
 
 pub mod attention;
 pub mod bolt;
+pub mod bundled;
 pub mod checkpoint;
 pub mod chronos_t5;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod init;
 pub mod kernel_synth;
 pub mod metrics;
 pub mod pipeline;
+pub mod plot;
 pub mod runtime;
 pub mod sampling;
 pub mod t5;
