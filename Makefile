@@ -1,12 +1,13 @@
 # chronos-rs: the two commands of the README, plus fixtures and benchmarks.
-#   make forecast   build, then forecast the bundled example with the bundled model
+#   make forecast   build, then forecast the bundled example with the bundled model (and plot it)
 #   make test       build and run the test suite (what .ci/run runs)
 # Both install what they need first (scripts/setup.sh: a project-local venv with torch 2.11.0).
 
 CARGO ?= cargo
-EXAMPLE_MODEL ?= fixtures/bolt/models/bolt-reg
+EXAMPLE_MODEL ?= chronos-bolt-2m
 EXAMPLE_INPUT ?= fixtures/example/m4_hourly_5.csv
 EXAMPLE_OUTPUT ?= target/example-forecast.csv
+EXAMPLE_PLOT ?= target/example-forecast.png
 
 .PHONY: setup setup-reference forecast test lint fixtures bench
 
@@ -19,7 +20,8 @@ setup-reference:
 forecast: setup
 	$(CARGO) build --release --bin predict
 	target/release/predict --model $(EXAMPLE_MODEL) --input $(EXAMPLE_INPUT) \
-		--prediction-length 24 --quantiles 0.1,0.5,0.9 --output $(EXAMPLE_OUTPUT)
+		--prediction-length 48 --quantiles 0.1,0.5,0.9 --output $(EXAMPLE_OUTPUT) \
+		--plot $(EXAMPLE_PLOT)
 	head -n 6 $(EXAMPLE_OUTPUT)
 
 test: setup
