@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use serde_json::{json, Value};
+
 use tch::nn::VarStore;
 use tch::Device;
 
@@ -143,6 +144,8 @@ fn defaults_are_upstreams() {
                 "input_patch_stride",
                 "quantiles",
                 "use_reg_token",
+                "skip_constant_contexts",
+                "max_scaled_target",
             ]
             .map(String::from),
         )
@@ -171,10 +174,27 @@ fn shipped_configs_parse_and_validate() {
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let json = cfg.config_json().unwrap();
         assert!(json["chronos_config"].is_object(), "{}", file.display());
+        if file.ends_with("chronos-bolt-2m.yaml") {
+            continue; // the bundled model's own recipe, below
+        }
         // upstream's 200_000 (YAML 1.1) is an integer.
         assert_eq!(cfg.max_steps, 200_000, "{}", file.display());
         assert_eq!(cfg.probabilities(), vec![0.9, 0.1]);
     }
+
+    // The bundled model's recipe: what its checkpoint's training_info.json records.
+    let bundled = shipped_config("chronos-bolt-2m.yaml");
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("models/chronos-bolt-2m/training_info.json")).unwrap(),
+    )
+    .unwrap();
+    let mut recorded: TrainConfig =
+        serde_json::from_value(info["training_config"].clone()).unwrap();
+    // The GPU session wrote into its own /tmp (scripts/gpu-train-bundled.sh --output-dir).
+    assert_eq!(recorded.output_dir, Path::new("/tmp/run"));
+    recorded.output_dir = bundled.output_dir.clone();
+    assert_eq!(bundled, recorded);
+    assert_eq!(bundled.skip_constant_contexts, Some(true));
 
     let large = shipped_config("chronos-t5-large.yaml");
     assert_eq!(
