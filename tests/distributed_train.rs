@@ -2,7 +2,7 @@
 //! model that one process trains on the union of the two ranks' batches, with the replicas
 //! checked identical after every step; a killed rank ends the job quickly with an error naming
 //! it, and `--resume` continues from the last complete checkpoint to the weights of an
-//! uninterrupted run.
+//! uninterrupted run (with the same number of ranks only); torchrun can launch the ranks.
 
 mod common;
 
@@ -313,6 +313,18 @@ fn a_killed_rank_ends_the_job_and_resume_continues_from_the_last_checkpoint() {
     assert!(
         last < 200,
         "killed too late to test resuming (checkpoint-{last})"
+    );
+    // the ranks' shards depend on the world size: one process cannot take over
+    let single = Command::new(TRAIN)
+        .args(["--threads", "1", "--quiet", "--resume"])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    let message = String::from_utf8_lossy(&single.stderr);
+    assert!(!single.status.success());
+    assert!(
+        message.contains("trained by 2 rank(s), this job has 1"),
+        "{message}"
     );
     let log = train(&[
         "--threads",
