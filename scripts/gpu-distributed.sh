@@ -17,8 +17,9 @@
 # over one rank is exact); CUDA vs CPU differ by float rounding only (about 1e-6, TF32 is off).
 # Without a GPU (no nvidia-smi, or GPU=0) only the CPU half runs. About 20 s on a GPU machine.
 #
-# libtorch: LD_LIBRARY_PATH as set by the caller, else the lib folder of python3's torch.
-# The weights are compared with python3 and torch when they import, else only the losses.
+# libtorch: LD_LIBRARY_PATH as set by the caller, else the lib folder of $PYTHON's torch.
+# The weights are compared with $PYTHON (default python3) and torch when they import, else only
+# the losses are printed.
 set -euo pipefail
 if [ $# -ne 2 ]; then
   echo "usage: $0 BIN_DIR OUT_DIR" >&2
@@ -27,11 +28,12 @@ fi
 bin=$(cd "$1" && pwd)
 mkdir -p "$2"
 out=$(cd "$2" && pwd)
+python=${PYTHON:-python3}
 have_torch=0
-if python3 -c 'import torch' 2>/dev/null; then
+if "$python" -c 'import torch' 2>/dev/null; then
   have_torch=1
   if [ -z "${LD_LIBRARY_PATH:-}" ]; then
-    LD_LIBRARY_PATH=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+    LD_LIBRARY_PATH=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
     export LD_LIBRARY_PATH
   fi
 fi
@@ -91,7 +93,7 @@ run cpu --device cpu --threads 4
   done
   if [ "$have_torch" = 1 ]; then
     echo "== final weights: max |a - b| / (1 + |b|), and whether bit for bit equal"
-    python3 - "${runs[@]}" <<'PY'
+    "$python" - "${runs[@]}" <<'PY'
 import json, struct, sys
 import torch
 
