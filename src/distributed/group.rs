@@ -91,11 +91,6 @@ impl ProcessGroup {
         self.world_size
     }
 
-    /// The device of the group's tensors.
-    pub fn device(&self) -> Device {
-        self.device
-    }
-
     /// Replaces each tensor (contiguous, on the group's device) in place by the sum or mean
     /// over ranks. The tensors' collectives are all in flight together.
     pub fn allreduce(&self, tensors: &[Tensor], op: ReduceOp) -> Result<()> {
