@@ -4,8 +4,8 @@
 //! original Hugging Face checkpoints, [`t5`] holds the T5 blocks shared by the families,
 //! [`bolt`] the Chronos-Bolt network, [`tokenizer`], [`chronos_t5`] and [`sampling`] the
 //! tokenised Chronos-T5, [`pipeline`] the forecasting entry points, [`bundled`] the small model
-//! compiled into the library, [`plot`] forecast pictures, and [`data`] long-format tables in
-//! and out.
+//! compiled into the library, [`plot`] forecast pictures, [`data`] long-format tables in and
+//! out, [`train`] training and [`distributed`] its data parallelism over libtorch's c10d.
 
 pub mod attention;
 pub mod bolt;
