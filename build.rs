@@ -88,7 +88,8 @@ fn compile_shim(lib_dir: &Path, nccl_includes: Option<&[PathBuf]>) {
         .include(include.join("torch/csrc/api/include"))
         .include("csrc/gloo")
         .file("csrc/c10d.cpp")
-        .file("csrc/nccl.cpp");
+        .file("csrc/nccl.cpp")
+        .file("csrc/adamw.cpp");
     if let Some(dirs) = nccl_includes {
         build
             .define("USE_C10D_NCCL", None)

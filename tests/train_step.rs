@@ -20,6 +20,7 @@ use chronos::config::{ChronosBoltConfig, ModelConfig};
 use chronos::gpt2::{self, ChronosGpt2};
 use chronos::init;
 use chronos::tokenizer::ChronosConfig;
+use chronos::train::adamw::AdamW;
 use chronos::train::step::{
     self, LossScaling, Optimizer, Schedule, ScheduleKind, StepConfig, StepStats,
 };
@@ -691,4 +692,79 @@ fn weight_decay_spares_biases_and_norms() {
     ] {
         assert_eq!(step::decays(name), decays, "{name}");
     }
+}
+
+#[test]
+fn own_adamw_equals_libtorch_adamw_bit_for_bit_and_round_trips_its_state() {
+    let fx: Expected<AdamWManifest> = Expected::load("train", "adamw");
+    let m = &fx.manifest;
+    let (b1, b2, eps) = (m.betas[0], m.betas[1], m.eps);
+    // libtorch's AdamW (no weight decay) and ours, from the same weights and gradients.
+    let (vs_ref, vars_ref) = adamw_vars(&fx);
+    let mut reference = nn::AdamW {
+        beta1: b1,
+        beta2: b2,
+        wd: 0.0,
+        eps,
+        amsgrad: false,
+    }
+    .build(&vs_ref, m.learning_rates[0])
+    .unwrap();
+    let (_vs, vars) = adamw_vars(&fx);
+    let named = |vars: &[Tensor]| -> Vec<(String, Tensor)> {
+        m.names
+            .iter()
+            .cloned()
+            .zip(vars.iter().map(Tensor::shallow_clone))
+            .collect()
+    };
+    let mut ours = AdamW::new(named(&vars), b1, b2, eps);
+    let steps = m.learning_rates.len();
+    let mut saved = None;
+    for (s, &lr) in m.learning_rates.iter().enumerate() {
+        reference.zero_grad();
+        grad_loss(&fx, &vars_ref, s).backward();
+        reference.set_lr(lr);
+        reference.step();
+        ours.zero_grad().unwrap();
+        grad_loss(&fx, &vars, s).backward();
+        ours.step(lr).unwrap();
+        for ((k, a), b) in m.names.iter().zip(&vars).zip(&vars_ref) {
+            assert!(a.equal(b), "step {s}, {k}: differs from libtorch's AdamW");
+        }
+        if s + 2 == steps {
+            saved = Some((
+                ours.state_tensors(),
+                vars.iter().map(Tensor::copy).collect::<Vec<_>>(),
+            ));
+        }
+    }
+    // A fresh optimiser given the state after the second-to-last step takes the same last step.
+    let (state, weights) = saved.unwrap();
+    assert_eq!(state.len(), 3 * m.names.len());
+    let (_vs2, resumed_vars) = adamw_vars(&fx);
+    tch::no_grad(|| {
+        for (v, w) in resumed_vars.iter().zip(&weights) {
+            v.shallow_clone().copy_(w);
+        }
+    });
+    let mut resumed = AdamW::new(named(&resumed_vars), b1, b2, eps);
+    resumed.load_state(state, "saved state").unwrap();
+    grad_loss(&fx, &resumed_vars, steps - 1).backward();
+    resumed.step(m.learning_rates[steps - 1]).unwrap();
+    for ((k, a), b) in m.names.iter().zip(&resumed_vars).zip(&vars) {
+        assert!(a.equal(b), "{k}: the resumed step differs");
+    }
+    // A state of other parameters is refused, naming the entry.
+    let mut other = AdamW::new(named(&resumed_vars), b1, b2, eps);
+    let mut bad = ours.state_tensors();
+    bad.push((
+        "exp_avg.nope".into(),
+        Tensor::zeros([1], (Kind::Float, Device::Cpu)),
+    ));
+    let err = other.load_state(bad, "optimizer.safetensors").unwrap_err();
+    assert!(
+        err.to_string().contains("unexpected entry 'exp_avg.nope'"),
+        "{err}"
+    );
 }

@@ -1,17 +1,19 @@
 //! One optimisation step as transformers' `Trainer` takes it (upstream `scripts/training/train.py`
 //! trains with `Trainer`): the micro-batch losses of gradient accumulation scaled and
 //! backpropagated, gradients clipped by their global norm (`torch.nn.utils.clip_grad_norm_`),
-//! decoupled weight decay and an AdamW step (libtorch's `torch::optim::AdamW`, which matches
-//! `torch.optim.AdamW`) at the learning rate of the schedule (`get_scheduler`'s lambdas), then
-//! the gradients cleared.
+//! decoupled weight decay and an AdamW step (libtorch's `torch::optim::AdamW` update, which
+//! matches `torch.optim.AdamW`, with its state held here: [`super::adamw`]) at the learning rate
+//! of the schedule (`get_scheduler`'s lambdas), then the gradients cleared.
 //!
-//! The schedules are pure functions of the step, so resuming needs only the step count.
+//! The schedules are pure functions of the step, so resuming needs the step count and the
+//! AdamW state ([`Optimizer::state_tensors`]).
 
 use std::str::FromStr;
 
-use tch::nn::{self, OptimizerConfig as _, VarStore};
+use tch::nn::VarStore;
 use tch::Tensor;
 
+use super::adamw::AdamW;
 use crate::error::{ChronosError, Result};
 
 /// `lr_scheduler_type` of transformers' `TrainingArguments` (the ones implemented here).
@@ -273,9 +275,8 @@ pub struct StepStats {
 
 /// AdamW over the trainable variables of a VarStore, stepping as transformers' `Trainer`.
 pub struct Optimizer {
-    opt: nn::Optimizer,
-    /// Trainable variables by name, sorted.
-    params: Vec<(String, Tensor)>,
+    /// Over the trainable variables by name, sorted.
+    adamw: AdamW,
     config: StepConfig,
     step: i64,
     losses: Vec<f64>,
@@ -284,7 +285,7 @@ pub struct Optimizer {
 impl std::fmt::Debug for Optimizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Optimizer")
-            .field("params", &self.params.len())
+            .field("params", &self.adamw.params().len())
             .field("config", &self.config)
             .field("step", &self.step)
             .field("pending_micro_batches", &self.losses.len())
@@ -309,19 +310,16 @@ impl Optimizer {
             ));
         }
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        // Weight decay is applied here, per parameter (see `step`): libtorch's AdamW decays all.
-        let adamw = nn::AdamW {
-            beta1: config.adam_beta1,
-            beta2: config.adam_beta2,
-            wd: 0.0,
-            eps: config.adam_epsilon,
-            amsgrad: false,
-        };
-        let mut opt = adamw.build(vs, config.schedule.learning_rate(config.learning_rate, 0))?;
-        opt.zero_grad();
-        Ok(Optimizer {
-            opt,
+        // Weight decay is applied in `step`, per parameter: AdamW's own would decay all.
+        let mut adamw = AdamW::new(
             params,
+            config.adam_beta1,
+            config.adam_beta2,
+            config.adam_epsilon,
+        );
+        adamw.zero_grad()?;
+        Ok(Optimizer {
+            adamw,
             config,
             step: 0,
             losses: Vec::new(),
@@ -334,7 +332,20 @@ impl Optimizer {
 
     /// The trainable variables, by name, sorted.
     pub fn params(&self) -> &[(String, Tensor)] {
-        &self.params
+        self.adamw.params()
+    }
+
+    /// The AdamW state as named CPU tensors (see [`AdamW::state_tensors`]), for checkpoints.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        self.adamw.state_tensors()
+    }
+
+    /// Continues after `step` optimisation steps with a saved AdamW state (`what` names its
+    /// source in errors).
+    pub fn restore(&mut self, step: i64, state: Vec<(String, Tensor)>, what: &str) -> Result<()> {
+        self.adamw.load_state(state, what)?;
+        self.step = step;
+        Ok(())
     }
 
     /// Optimisation steps taken so far.
@@ -386,7 +397,11 @@ impl Optimizer {
             )));
         }
         let lr = self.learning_rate();
-        let tensors: Vec<Tensor> = self.params.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let tensors: Vec<Tensor> = self
+            .params()
+            .iter()
+            .map(|(_, t)| t.shallow_clone())
+            .collect();
         let grad_norm = if self.config.max_grad_norm > 0.0 {
             clip_grad_norm(&tensors, self.config.max_grad_norm)
         } else {
@@ -396,16 +411,15 @@ impl Optimizer {
         if self.config.weight_decay > 0.0 {
             let keep = 1.0 - lr * self.config.weight_decay;
             tch::no_grad(|| {
-                for (name, p) in &self.params {
+                for (name, p) in self.adamw.params() {
                     if decays(name) && p.grad().defined() {
                         let _ = p.shallow_clone().g_mul_scalar_(keep);
                     }
                 }
             });
         }
-        self.opt.set_lr(lr);
-        self.opt.step();
-        self.opt.zero_grad();
+        self.adamw.step(lr)?;
+        self.adamw.zero_grad()?;
         self.step += 1;
         Ok(StepStats {
             losses: std::mem::take(&mut self.losses),
