@@ -235,11 +235,35 @@ fn check_resume(family: &str) {
     }
     let state = |dir: &Path| std::fs::read_to_string(dir.join("trainer_state.json")).unwrap();
     assert_eq!(state(&a), state(&b));
+    // The resumed run loaded checkpoint-4's AdamW state; the final states agree bit for bit.
+    let optimizer = |dir: &Path| std::fs::read(dir.join("optimizer.safetensors")).unwrap();
+    assert_eq!(
+        optimizer(&a),
+        optimizer(&b),
+        "{family}: AdamW states differ"
+    );
     assert_eq!(
         logged_losses(&whole.run_dir),
         logged_losses(&resumed.run_dir),
         "{family}: metrics differ"
     );
+
+    // A checkpoint without the AdamW state (an older run) is resumed by replaying its steps.
+    cfg.output_dir = tmp.path().join("c");
+    let stopped = run::train(
+        &cfg,
+        &RunOptions {
+            stop_after: Some(6),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    std::fs::remove_file(stopped.run_dir.join("checkpoint-4/optimizer.safetensors")).unwrap();
+    let replayed = run::resume(&stopped.run_dir, &RunOptions::default()).unwrap();
+    let wc = weights(&replayed.final_checkpoint.unwrap());
+    for ((na, ta), (_, tc)) in wa.iter().zip(&wc) {
+        assert!(ta.equal(tc), "{family}: {na} differs after replaying");
+    }
 
     // A finished run does not resume.
     let err = run::resume(&resumed.run_dir, &RunOptions::default()).unwrap_err();

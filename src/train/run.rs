@@ -10,16 +10,17 @@
 //! * `metrics.jsonl`: one JSON object every `log_steps` steps;
 //! * `checkpoint-<step>/` every `save_steps` steps and `checkpoint-final/` at the end, each with
 //!   `config.json`, `model.safetensors` (f32, HF key names, tied embeddings stored once as
-//!   `shared.weight`), `training_info.json` and `trainer_state.json` (step and data position).
-//!   Each is written into a temporary folder and renamed, so a checkpoint folder is complete.
+//!   `shared.weight`), `optimizer.safetensors` (the AdamW moments and step counts,
+//!   [`crate::train::adamw`]), `training_info.json` and `trainer_state.json` (step, data
+//!   position, the losses since the last metrics line). Each is written into a temporary folder
+//!   and renamed, so a checkpoint folder is complete.
 //!
-//! **Resuming.** tch 0.24 gives no access to libtorch's AdamW moments, and no access to the
-//! generator state. The loop therefore reseeds libtorch's generator before every step from
-//! `(seed, step)` (dropout draws depend only on the step), and [`resume`] rebuilds the optimiser
-//! state exactly by replaying the steps up to the last complete checkpoint (no I/O), then checks
-//! that the replayed weights and data position equal the checkpoint's bit for bit before
-//! continuing. The replay costs as much compute as the steps it replays; the result is the
-//! same final weights as an uninterrupted run on the same device and thread count.
+//! **Resuming.** tch 0.24 gives no access to libtorch's generator state, so the loop reseeds it
+//! before every step from `(seed, step)` (dropout draws depend only on the step). [`resume`]
+//! loads the last complete checkpoint's weights, AdamW state and data position and continues:
+//! the same final weights as an uninterrupted run on the same device and thread count. A
+//! checkpoint without `optimizer.safetensors` (written before the AdamW state was saved) is
+//! resumed by replaying the steps up to it instead, checked bit for bit against its weights.
 //!
 //! **Data parallelism.** With [`RunOptions::distributed`], each process is one rank of a c10d
 //! process group ([`crate::distributed`]): the parameters are broadcast from rank 0 after
@@ -146,6 +147,9 @@ pub struct RunSummary {
     pub allreduce_seconds_per_step: Option<f64>,
 }
 
+/// The AdamW state of a checkpoint (see [`crate::train::adamw::AdamW::state_tensors`]).
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+
 /// `trainer_state.json` of a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainerState {
@@ -155,6 +159,9 @@ pub struct TrainerState {
     /// Ranks of the data-parallel job that trained it (1 for a single process).
     #[serde(default = "one")]
     pub world_size: usize,
+    /// The mean losses of the steps since the last metrics line (the next line averages them).
+    #[serde(default)]
+    pub loss_window: Vec<f64>,
 }
 
 fn one() -> usize {
@@ -371,6 +378,48 @@ impl Trainer {
         self.opt.step_count() as usize
     }
 
+    /// Continues from checkpoint `dir` (whose trainer state is `state`): its weights, AdamW
+    /// state and data position. Errors name the file at fault.
+    fn restore(&mut self, dir: &Path, state: &TrainerState) -> Result<()> {
+        let resume_err = |path: &Path, message: String| TrainRunError::Resume {
+            path: path.to_path_buf(),
+            message,
+        };
+        let weights = dir.join("model.safetensors");
+        let saved =
+            Tensor::read_safetensors(&weights).map_err(|e| TrainRunError::Model(e.into()))?;
+        let mut saved: std::collections::HashMap<String, Tensor> = saved.into_iter().collect();
+        tch::no_grad(|| {
+            for (name, var) in self.vs.variables() {
+                let t = saved
+                    .remove(&name)
+                    .ok_or_else(|| resume_err(&weights, format!("no tensor '{name}'")))?;
+                if t.size() != var.size() {
+                    return Err(resume_err(
+                        &weights,
+                        format!(
+                            "'{name}' has shape {:?}, the model {:?}",
+                            t.size(),
+                            var.size()
+                        ),
+                    ));
+                }
+                var.shallow_clone().copy_(&t);
+            }
+            Ok(())
+        })?;
+        if let Some(extra) = saved.keys().min() {
+            return Err(resume_err(&weights, format!("unexpected tensor '{extra}'")));
+        }
+        let optimizer = dir.join(OPTIMIZER_FILE);
+        let moments =
+            Tensor::read_safetensors(&optimizer).map_err(|e| TrainRunError::Model(e.into()))?;
+        self.opt
+            .restore(state.step as i64, moments, &optimizer.display().to_string())?;
+        self.data.restore(&state.data)?;
+        Ok(())
+    }
+
     /// One optimisation step (all micro-batches), libtorch's generator seeded from
     /// `(seed, step)` first. In a distributed run the gradients are averaged over ranks before
     /// the optimizer step, and the returned losses are the ranks' means.
@@ -460,11 +509,12 @@ impl Trainer {
                 .ddp
                 .as_ref()
                 .map_or(1, |(ddp, _)| ddp.group().world_size()),
+            loss_window: Vec::new(),
         }
     }
 
     /// Writes `run_dir/<name>/` atomically (a temporary folder renamed into place).
-    fn save(&self, run_dir: &Path, name: &str) -> Result<PathBuf> {
+    fn save(&self, run_dir: &Path, name: &str, loss_window: &[f64]) -> Result<PathBuf> {
         let target = run_dir.join(name);
         let tmp = run_dir.join(format!(".{name}.tmp"));
         if tmp.exists() {
@@ -475,10 +525,16 @@ impl Trainer {
         let weights = tmp.join("model.safetensors");
         Tensor::write_safetensors(&self.weights(), &weights)
             .map_err(|e| TrainRunError::Model(e.into()))?;
+        Tensor::write_safetensors(&self.opt.state_tensors(), tmp.join(OPTIMIZER_FILE))
+            .map_err(|e| TrainRunError::Model(e.into()))?;
         write_json(&tmp.join("training_info.json"), &training_info(&self.cfg))?;
         write_json(
             &tmp.join("trainer_state.json"),
-            &serde_json::to_value(self.trainer_state()).unwrap_or(Value::Null),
+            &serde_json::to_value(TrainerState {
+                loss_window: loss_window.to_vec(),
+                ..self.trainer_state()
+            })
+            .unwrap_or(Value::Null),
         )?;
         if target.exists() {
             std::fs::remove_dir_all(&target).map_err(io(&target))?;
@@ -671,6 +727,14 @@ pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<RunSummary> {
                 state.seed, trainer.seed
             )));
         }
+        if dir.join(OPTIMIZER_FILE).is_file() {
+            trainer.restore(&dir, &state)?;
+            if options.writes() {
+                truncate_metrics(&run_dir.join("metrics.jsonl"), state.step)?;
+            }
+            return run_loop(trainer, run_dir, options, state.step, state.loss_window);
+        }
+        // A checkpoint without the AdamW state (written before it was saved): replay.
         let bar = progress_bar(options.progress, state.step as u64, "replaying");
         while trainer.step_count() < state.step {
             let stats = trainer.step()?;
@@ -813,7 +877,7 @@ fn run_loop(
             window_start = Instant::now();
         }
         if writes && step.is_multiple_of(save_steps) {
-            trainer.save(run_dir, &format!("checkpoint-{step}"))?;
+            trainer.save(run_dir, &format!("checkpoint-{step}"), &window)?;
         }
     }
     bar.finish_and_clear();
@@ -821,7 +885,7 @@ fn run_loop(
     let final_checkpoint = if steps >= max_steps {
         let dir = run_dir.join("checkpoint-final");
         if writes {
-            trainer.save(run_dir, "checkpoint-final")?;
+            trainer.save(run_dir, "checkpoint-final", &window)?;
         }
         Some(dir)
     } else {
