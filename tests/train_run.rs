@@ -200,7 +200,8 @@ fn t5_trains_and_its_checkpoint_forecasts() {
 
 /// Interrupted after 6 steps (checkpoint at 4), resumed: the same final weights and data
 /// position as an uninterrupted run, and the same logged losses (metrics of the lost steps are
-/// dropped; a logging window spanning the checkpoint is refilled from the replay).
+/// dropped; a logging window spanning the checkpoint is restored from the checkpoint); also
+/// from a checkpoint without the AdamW state, by replay.
 fn check_resume(family: &str) {
     let _turn = turn();
     let tmp = tempfile::tempdir().unwrap();
@@ -209,16 +210,18 @@ fn check_resume(family: &str) {
     (cfg.max_steps, cfg.save_steps, cfg.log_steps) = (10, 4, 3);
     cfg.gradient_accumulation_steps = 2;
     let whole = run::train(&cfg, &RunOptions::default()).unwrap();
-
-    cfg.output_dir = tmp.path().join("b");
-    let stopped = run::train(
-        &cfg,
-        &RunOptions {
+    // The same run, stopped after 6 steps, into `tmp/<out>`.
+    let stopped_run = |out: &str| {
+        let mut cfg = cfg.clone();
+        cfg.output_dir = tmp.path().join(out);
+        let options = RunOptions {
             stop_after: Some(6),
             ..RunOptions::default()
-        },
-    )
-    .unwrap();
+        };
+        run::train(&cfg, &options).unwrap()
+    };
+
+    let stopped = stopped_run("b");
     assert_eq!(stopped.steps, 6);
     assert!(stopped.final_checkpoint.is_none());
     assert!(stopped.run_dir.join("checkpoint-4").is_dir());
@@ -249,15 +252,7 @@ fn check_resume(family: &str) {
     );
 
     // A checkpoint without the AdamW state (an older run) is resumed by replaying its steps.
-    cfg.output_dir = tmp.path().join("c");
-    let stopped = run::train(
-        &cfg,
-        &RunOptions {
-            stop_after: Some(6),
-            ..RunOptions::default()
-        },
-    )
-    .unwrap();
+    let stopped = stopped_run("c");
     std::fs::remove_file(stopped.run_dir.join("checkpoint-4/optimizer.safetensors")).unwrap();
     let replayed = run::resume(&stopped.run_dir, &RunOptions::default()).unwrap();
     let wc = weights(&replayed.final_checkpoint.unwrap());
