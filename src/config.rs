@@ -166,7 +166,8 @@ impl T5Config {
         Ok((act, gated))
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// Positive sizes and a supported feed-forward activation.
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         for (key, value) in [
             ("d_model", self.d_model),
             ("d_kv", self.d_kv),
@@ -252,7 +253,8 @@ impl Gpt2Config {
         })
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// Positive sizes, heads dividing the width, supported options and activation.
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         for (key, value) in [
             ("vocab_size", self.vocab_size),
             ("n_positions", self.n_positions),

@@ -465,64 +465,24 @@ fn gpt2_config_json(cfg: &TrainConfig, map: &mut Map<String, Value>) {
     );
 }
 
-fn check_positive(fields: &[(&str, i64)]) -> Result<(), String> {
-    match fields.iter().find(|(_, v)| *v < 1) {
-        Some((k, v)) => Err(format!("{k} must be at least 1, got {v}")),
+/// What training needs beyond what loading checks: dropout probabilities in `[0, 1)`.
+fn check_dropout(fields: &[(&str, f64)]) -> Result<(), String> {
+    match fields.iter().find(|(_, p)| !(0.0..1.0).contains(p)) {
+        Some((k, p)) => Err(format!("{k} must be in [0, 1), got {p}")),
         None => Ok(()),
     }
 }
 
 fn check_t5(t5: &T5Config) -> Result<(), String> {
-    check_positive(&[
-        ("d_model", t5.d_model),
-        ("d_kv", t5.d_kv),
-        ("d_ff", t5.d_ff),
-        ("num_layers", t5.num_layers),
-        ("num_decoder_layers", t5.num_decoder_layers()),
-        ("num_heads", t5.num_heads),
-        (
-            "relative_attention_num_buckets",
-            t5.relative_attention_num_buckets,
-        ),
-        (
-            "relative_attention_max_distance",
-            t5.relative_attention_max_distance,
-        ),
-    ])?;
-    if !(0.0..1.0).contains(&t5.dropout_rate) {
-        return Err(format!(
-            "dropout_rate must be in [0, 1), got {}",
-            t5.dropout_rate
-        ));
-    }
-    t5.feed_forward().map(|_| ())
+    t5.validate()?;
+    check_dropout(&[("dropout_rate", t5.dropout_rate)])
 }
 
 fn check_gpt2(g: &Gpt2Config) -> Result<(), String> {
-    check_positive(&[
-        ("n_positions", g.n_positions),
-        ("n_embd", g.n_embd),
-        ("n_layer", g.n_layer),
-        ("n_head", g.n_head),
-        ("n_inner", g.n_inner()),
-    ])?;
-    if g.n_embd % g.n_head != 0 {
-        return Err(format!(
-            "n_embd {} is not a multiple of n_head {}",
-            g.n_embd, g.n_head
-        ));
-    }
-    if g.scale_attn_by_inverse_layer_idx {
-        return Err("scale_attn_by_inverse_layer_idx is not supported".into());
-    }
-    for (k, p) in [
+    g.validate()?;
+    check_dropout(&[
         ("resid_pdrop", g.resid_pdrop),
         ("embd_pdrop", g.embd_pdrop),
         ("attn_pdrop", g.attn_pdrop),
-    ] {
-        if !(0.0..1.0).contains(&p) {
-            return Err(format!("{k} must be in [0, 1), got {p}"));
-        }
-    }
-    g.activation().map(|_| ())
+    ])
 }
