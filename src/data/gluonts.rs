@@ -145,21 +145,7 @@ fn batch_entries(
     batch: &RecordBatch,
     base: usize,
 ) -> Result<Vec<GluonEntry>, DataError> {
-    let column = |role: &'static str| {
-        batch
-            .column_by_name(role)
-            .ok_or_else(|| DataError::MissingColumn {
-                path: path.to_path_buf(),
-                role,
-                column: role.to_string(),
-                available: batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect(),
-            })
-    };
+    let column = |role: &'static str| super::column(path, batch, role, role);
     let starts = read_starts(path, column("start")?, base)?;
     let targets = read_targets(path, column("target")?)?;
     starts

@@ -199,21 +199,9 @@ impl<'a> LongTable<'a> {
 
     /// Appends a batch; `text_target` allows a text target column (CSV) to be parsed.
     fn push_batch(&mut self, batch: &RecordBatch, text_target: bool) -> Result<(), DataError> {
-        let [id, timestamp, target] = self.roles().map(|(role, column)| {
-            batch
-                .column_by_name(column)
-                .ok_or_else(|| DataError::MissingColumn {
-                    path: self.path.to_path_buf(),
-                    role,
-                    column: column.clone(),
-                    available: batch
-                        .schema()
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().clone())
-                        .collect(),
-                })
-        });
+        let [id, timestamp, target] = self
+            .roles()
+            .map(|(role, name)| super::column(self.path, batch, role, name));
         let base = self.group.len();
         self.push_ids(id?, base)?;
         self.push_timestamps(timestamp?, base)?;

@@ -11,8 +11,9 @@ mod freq;
 mod gluonts;
 mod long;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::error::ArrowError;
 use chrono::NaiveDateTime;
 use parquet::errors::ParquetError;
@@ -192,4 +193,27 @@ pub enum DataError {
         column: String,
         problem: String,
     },
+}
+
+/// Column `name` of `batch` (read from `path`, for the `role` named in errors), or a
+/// [`DataError::MissingColumn`] listing the batch's columns.
+pub(crate) fn column<'b>(
+    path: &Path,
+    batch: &'b RecordBatch,
+    role: &'static str,
+    name: &str,
+) -> Result<&'b ArrayRef, DataError> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| DataError::MissingColumn {
+            path: path.to_path_buf(),
+            role,
+            column: name.to_string(),
+            available: batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        })
 }
