@@ -119,17 +119,18 @@ impl Instance {
     /// `|loc| + 1e-5` when that is 0 (upstream `InstanceNorm`, eps 1e-5). 0 for an unobserved
     /// future; `loc` 0 and `scale` 1 for an unobserved past, as upstream's `nan_to_num`.
     pub fn max_scaled_future(&self) -> f64 {
-        let observed: Vec<f64> = self
-            .past()
-            .iter()
-            .filter(|v| !v.is_nan())
-            .map(|&v| f64::from(v))
-            .collect();
-        let (loc, scale) = match observed.len() {
+        let observed = || {
+            self.past()
+                .iter()
+                .filter(|v| !v.is_nan())
+                .map(|&v| f64::from(v))
+        };
+        let (n, sum) = observed().fold((0usize, 0.0), |(n, s), v| (n + 1, s + v));
+        let (loc, scale) = match n {
             0 => (0.0, 1.0),
             n => {
-                let loc = observed.iter().sum::<f64>() / n as f64;
-                let var = observed.iter().map(|v| (v - loc).powi(2)).sum::<f64>() / n as f64;
+                let loc = sum / n as f64;
+                let var = observed().map(|v| (v - loc).powi(2)).sum::<f64>() / n as f64;
                 let std = var.sqrt();
                 (loc, if std == 0.0 { loc.abs() + 1e-5 } else { std })
             }
