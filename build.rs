@@ -2,9 +2,9 @@
 //! without LD_LIBRARY_PATH, and keeps libtorch_cuda linked (rustc passes `--as-needed`, which would
 //! drop it because nothing references it directly) so CUDA devices work on a GPU machine.
 //!
-//! Compiles the c10d shim (`csrc/`, the `extern "C"` API behind `chronos::distributed`) against
-//! the headers of the same libtorch, with its C++ ABI (`LIBTORCH_CXX11_ABI`, default 1, as
-//! torch-sys). The wheel ships no gloo headers: `csrc/gloo/` declares the few gloo types that
+//! Compiles the C++ shim (`csrc/`, the `extern "C"` APIs behind `chronos::distributed` and
+//! `chronos::train::adamw`) against the headers of the same libtorch, with its C++ ABI
+//! (`LIBTORCH_CXX11_ABI`, default 1, as torch-sys). The wheel ships no gloo headers: `csrc/gloo/` declares the few gloo types that
 //! c10d's `ProcessGroupGloo.hpp` names. `ProcessGroupNCCL` is compiled in when libtorch has CUDA
 //! and the CUDA crt/cccl headers of the `nvidia-cuda-crt`/`nvidia-cuda-cccl` wheels (installed
 //! by `scripts/setup.sh` next to torch) are there; otherwise the shim reports NCCL as missing.
@@ -89,7 +89,8 @@ fn compile_shim(lib_dir: &Path, nccl_includes: Option<&[PathBuf]>) {
         .include("csrc/gloo")
         .file("csrc/c10d.cpp")
         .file("csrc/nccl.cpp")
-        .file("csrc/adamw.cpp");
+        .file("csrc/adamw.cpp")
+        .file("csrc/shim.cpp");
     if let Some(dirs) = nccl_includes {
         build
             .define("USE_C10D_NCCL", None)

@@ -1,24 +1,14 @@
 // See chronos_optim.h.
 #include "chronos_optim.h"
 
+#include <cmath>
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
-#include <cmath>
-#include <cstdlib>
-#include <cstring>
-#include <exception>
+#include "shim.h"
 
 namespace {
-
-char* error_copy(const char* message) {
-  size_t len = std::strlen(message) + 1;
-  char* out = static_cast<char*>(std::malloc(len));
-  if (out != nullptr) {
-    std::memcpy(out, message, len);
-  }
-  return out;
-}
 
 at::Tensor& tensor(void* const* handles, size_t i) {
   return *static_cast<at::Tensor*>(handles[i]);
@@ -38,7 +28,7 @@ char* chronos_adamw_step(
     double beta1,
     double beta2,
     double eps) {
-  try {
+  return chronos_shim::guarded([&] {
     at::NoGradGuard no_grad;
     for (size_t i = 0; i < n; ++i) {
       at::Tensor& p = tensor(params, i);
@@ -57,32 +47,18 @@ char* chronos_adamw_step(
       auto step_size = lr / bias_correction1;
       p.addcdiv_(exp_avg, denom, -step_size);
     }
-  } catch (const std::exception& e) {
-    return error_copy(e.what());
-  } catch (...) {
-    return error_copy("unknown C++ exception");
-  }
-  return nullptr;
+  });
 }
 
 char* chronos_clear_grads(void* const* params, size_t n) {
-  try {
+  return chronos_shim::guarded([&] {
     for (size_t i = 0; i < n; ++i) {
       at::Tensor& grad = tensor(params, i).mutable_grad();
       if (grad.defined()) {
         grad.reset();
       }
     }
-  } catch (const std::exception& e) {
-    return error_copy(e.what());
-  } catch (...) {
-    return error_copy("unknown C++ exception");
-  }
-  return nullptr;
-}
-
-void chronos_optim_free_error(char* error) {
-  std::free(error);
+  });
 }
 
 } // extern "C"

@@ -14,6 +14,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "backend.h"
+#include "shim.h"
 
 struct chronos_c10d_group {
   c10::intrusive_ptr<c10d::Store> store;
@@ -26,29 +27,7 @@ struct chronos_c10d_group {
 
 namespace {
 
-char* copy_message(const char* message) {
-  size_t len = std::strlen(message);
-  char* out = static_cast<char*>(std::malloc(len + 1));
-  if (out != nullptr) {
-    std::memcpy(out, message, len + 1);
-  }
-  return out;
-}
-
-// Runs f, turning any exception into a malloc'd message (NULL when f returns normally).
-template <typename F>
-char* guarded(F&& f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("unknown C++ exception");
-  }
-}
+using chronos_shim::guarded;
 
 std::vector<at::Tensor> tensors_of(void* const* tensors, size_t n) {
   std::vector<at::Tensor> out;
@@ -194,10 +173,6 @@ char* chronos_c10d_barrier(chronos_c10d_group* group) {
     }
     group->backend->barrier(options)->wait(group->timeout);
   });
-}
-
-void chronos_c10d_free_error(char* error) {
-  std::free(error);
 }
 
 } // extern "C"

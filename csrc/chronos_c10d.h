@@ -2,7 +2,7 @@
 // ProcessGroupNCCL), used by the Rust module `chronos::distributed`.
 //
 // Every function that can fail returns NULL on success or an error message allocated with
-// malloc (free it with chronos_c10d_free_error); C++ exceptions never cross this boundary.
+// malloc (free it with chronos_shim_free_error, shim.h); C++ exceptions never cross this boundary.
 // Tensors are tch's `at::Tensor*` handles (torch-sys's `tensor`), passed as opaque pointers.
 #pragma once
 
@@ -57,8 +57,6 @@ char* chronos_c10d_broadcast(
 
 // Returns once every rank has entered it.
 char* chronos_c10d_barrier(chronos_c10d_group* group);
-
-void chronos_c10d_free_error(char* error);
 
 #ifdef __cplusplus
 }

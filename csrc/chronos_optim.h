@@ -3,7 +3,7 @@
 // its `torch::optim::AdamW`, so checkpoints could not hold them).
 //
 // Returns NULL on success or an error message allocated with malloc (free it with
-// chronos_optim_free_error); C++ exceptions never cross this boundary. Tensors are tch's
+// chronos_shim_free_error, shim.h); C++ exceptions never cross this boundary. Tensors are tch's
 // `at::Tensor*` handles, passed as opaque pointers.
 #pragma once
 
@@ -30,8 +30,6 @@ char* chronos_adamw_step(
 
 // Drops the gradients of the n tensors (libtorch's Optimizer::zero_grad, set_to_none).
 char* chronos_clear_grads(void* const* params, size_t n);
-
-void chronos_optim_free_error(char* error);
 
 #ifdef __cplusplus
 }

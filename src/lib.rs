@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod runtime;
 pub mod sampling;
+mod shim;
 pub mod t5;
 pub mod tokenizer;
 pub mod train;

@@ -1,7 +1,7 @@
-//! The `extern "C"` API of the c10d shim (`csrc/chronos_c10d.h`), and its error convention:
-//! a NULL return is success, anything else a malloc'd message that [`check`] takes over.
+//! The `extern "C"` API of the c10d shim (`csrc/chronos_c10d.h`); errors follow
+//! [`crate::shim`]'s convention.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 
 /// Opaque `chronos_c10d_group`.
 #[repr(C)]
@@ -37,18 +37,6 @@ extern "C" {
         root: c_int,
     ) -> *mut c_char;
     pub(super) fn chronos_c10d_barrier(group: *mut RawGroup) -> *mut c_char;
-    fn chronos_c10d_free_error(error: *mut c_char);
 }
 
-/// `Ok` for a NULL return, else the message (freed here).
-pub(super) fn check(error: *mut c_char) -> Result<(), String> {
-    if error.is_null() {
-        return Ok(());
-    }
-    // SAFETY: a non-NULL return is a NUL-terminated string from the shim's malloc, freed once.
-    let message = unsafe { CStr::from_ptr(error) }
-        .to_string_lossy()
-        .into_owned();
-    unsafe { chronos_c10d_free_error(error) };
-    Err(message)
-}
+pub(super) use crate::shim::check;

@@ -4,7 +4,7 @@
 //! steps (tch 0.24 exposes neither).
 
 use std::collections::HashMap;
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 
 use tch::{Kind, Tensor};
 
@@ -23,20 +23,12 @@ extern "C" {
         eps: f64,
     ) -> *mut c_char;
     fn chronos_clear_grads(params: *const *mut c_void, n: usize) -> *mut c_char;
-    fn chronos_optim_free_error(error: *mut c_char);
 }
 
-/// The shim's result: `Ok` for NULL, else its message (freed here).
+/// The shim's result as this crate's error, prefixed with `what`.
 fn check(error: *mut c_char, what: &str) -> Result<()> {
-    if error.is_null() {
-        return Ok(());
-    }
-    // SAFETY: a non-null result is a NUL-terminated string the shim allocated with malloc.
-    let message = unsafe { CStr::from_ptr(error) }
-        .to_string_lossy()
-        .into_owned();
-    unsafe { chronos_optim_free_error(error) };
-    Err(ChronosError::InvalidInput(format!("{what}: {message}")))
+    crate::shim::check(error)
+        .map_err(|message| ChronosError::InvalidInput(format!("{what}: {message}")))
 }
 
 /// One parameter's state: its steps so far and, from its first step, the first and second
