@@ -55,6 +55,8 @@ pub struct DataParallel {
     /// Trainable parameters by name, in the same order on every rank.
     params: Vec<(String, Tensor)>,
     buckets: Vec<Range<usize>>,
+    /// One flat buffer per bucket, allocated once, that the gradients are copied into.
+    grad_buffers: Vec<Tensor>,
     allreduce_time: Cell<Duration>,
 }
 
@@ -98,8 +100,18 @@ impl DataParallel {
                 rank0[1]
             )));
         }
+        let buckets = buckets(&sizes, bucket_bytes);
+        let grad_buffers = buckets
+            .iter()
+            .map(|range| {
+                let first = &params[range.start].1;
+                let numel: usize = params[range.clone()].iter().map(|(_, p)| p.numel()).sum();
+                Tensor::zeros([numel as i64], (first.kind(), first.device()))
+            })
+            .collect();
         Ok(DataParallel {
-            buckets: buckets(&sizes, bucket_bytes),
+            buckets,
+            grad_buffers,
             group,
             params,
             allreduce_time: Cell::new(Duration::ZERO),
@@ -135,9 +147,10 @@ impl DataParallel {
         let began = Instant::now();
         self.materialize_gradients()?;
         let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).collect();
-        let flats = self.flatten(&grads)?;
-        self.group.allreduce(&flats, ReduceOp::Average)?;
-        self.unflatten(&flats, &grads)?;
+        self.fill_buffers(&grads)?;
+        self.group
+            .allreduce(&self.grad_buffers, ReduceOp::Average)?;
+        self.unflatten(&self.grad_buffers, &grads)?;
         self.allreduce_time
             .set(self.allreduce_time.get() + began.elapsed());
         Ok(())
@@ -209,7 +222,23 @@ impl DataParallel {
         })
     }
 
-    /// Copies the buckets made by [`DataParallel::flatten`] back into `tensors`.
+    /// Copies `tensors` (parallel to `self.params`) into the gradient buffers, bucket by bucket.
+    fn fill_buffers(&self, tensors: &[Tensor]) -> Result<()> {
+        tch::no_grad(|| {
+            for (range, buffer) in self.buckets.iter().zip(&self.grad_buffers) {
+                let mut offset = 0;
+                for t in &tensors[range.clone()] {
+                    let n = t.numel() as i64;
+                    buffer.narrow(0, offset, n).f_copy_(&t.reshape([-1]))?;
+                    offset += n;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Copies the buckets made by [`DataParallel::flatten`] or [`DataParallel::fill_buffers`]
+    /// back into `tensors`.
     fn unflatten(&self, flats: &[Tensor], tensors: &[Tensor]) -> Result<()> {
         tch::no_grad(|| {
             for (range, flat) in self.buckets.iter().zip(flats) {
