@@ -90,6 +90,7 @@ fn compile_shim(lib_dir: &Path, nccl_includes: Option<&[PathBuf]>) {
         .file("csrc/c10d.cpp")
         .file("csrc/nccl.cpp")
         .file("csrc/adamw.cpp")
+        .file("csrc/dropout.cpp")
         .file("csrc/shim.cpp");
     if let Some(dirs) = nccl_includes {
         build

@@ -6,6 +6,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::{Activation, ChronosBoltConfig, T5Config};
+use crate::dropout::dropout;
 use crate::error::{ChronosError, Result};
 use crate::t5::Stack;
 
@@ -44,9 +45,7 @@ impl ResidualBlock {
     /// `(..., in_dim)` → `(..., out_dim)`.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let hidden = self.act.apply(self.hidden_layer.forward(xs));
-        self.output_layer
-            .forward(&hidden)
-            .dropout(self.dropout, train)
+        dropout(&self.output_layer.forward(&hidden), self.dropout, train)
             + self.residual_layer.forward(xs)
     }
 }

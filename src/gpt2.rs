@@ -5,9 +5,10 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use crate::attention::KeyValueCache;
+use crate::attention::{scaled_dot_product, KeyValueCache, Mask};
 use crate::chronos_t5::IGNORE_INDEX;
 use crate::config::{Activation, Gpt2Config};
+use crate::dropout::dropout;
 use crate::error::{ChronosError, Result};
 use crate::sampling::SamplingConfig;
 use crate::tokenizer::ChronosConfig;
@@ -103,33 +104,21 @@ impl Block {
         if let Some(cache) = cache {
             (k, v) = cache.append(&k, &v);
         }
-        let dropout = if train { self.attn_dropout } else { 0.0 };
-        let (explicit, is_causal) = match mask {
-            AttentionMask::Causal(is_causal) => (None, *is_causal),
-            AttentionMask::Explicit(allowed) => (Some(allowed), false),
+        let mask = match mask {
+            AttentionMask::Causal(true) => Mask::Causal,
+            AttentionMask::Causal(false) => Mask::None,
+            AttentionMask::Explicit(allowed) => Mask::Allowed(allowed),
         };
-        let attended = Tensor::scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            explicit,
-            dropout,
-            is_causal,
-            None::<f64>,
-            false,
-        )
-        .transpose(1, 2)
-        .reshape([rows, len, d]);
-        let xs = self
-            .attn_proj
-            .forward(&attended)
-            .dropout(self.resid_dropout, train)
-            + xs;
+        let attended = scaled_dot_product(&q, &k, &v, mask, self.attn_dropout, None, train)
+            .transpose(1, 2)
+            .reshape([rows, len, d]);
+        let xs = dropout(
+            &self.attn_proj.forward(&attended),
+            self.resid_dropout,
+            train,
+        ) + xs;
         let hidden = self.act.apply(self.c_fc.forward(&self.ln_2.forward(&xs)));
-        &xs + self
-            .mlp_proj
-            .forward(&hidden)
-            .dropout(self.resid_dropout, train)
+        &xs + dropout(&self.mlp_proj.forward(&hidden), self.resid_dropout, train)
     }
 }
 
@@ -215,9 +204,9 @@ impl ChronosGpt2 {
                 .logical_and(&key_mask.view([rows, 1, keys]));
             AttentionMask::Explicit(allowed.unsqueeze(1))
         };
-        let mut xs = (Tensor::embedding(&self.wte, ids, -1, false, false)
-            + Tensor::embedding(&self.wpe, positions, -1, false, false))
-        .dropout(self.embd_dropout, train);
+        let embeds = Tensor::embedding(&self.wte, ids, -1, false, false)
+            + Tensor::embedding(&self.wpe, positions, -1, false, false);
+        let mut xs = dropout(&embeds, self.embd_dropout, train);
         match caches {
             Some(caches) => {
                 for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {

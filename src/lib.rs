@@ -15,6 +15,7 @@ pub mod chronos_t5;
 pub mod config;
 pub mod data;
 pub mod distributed;
+pub mod dropout;
 pub mod error;
 pub mod eval;
 pub mod gpt2;

@@ -6,8 +6,9 @@
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
-use crate::attention::{finfo_min, KeyValueCache};
+use crate::attention::{finfo_min, scaled_dot_product, KeyValueCache, Mask};
 use crate::config::{Activation, T5Config};
+use crate::dropout::dropout;
 
 /// Bias-free linear layer (`nn.Linear(in, out, bias=False)`), weight `(out, in)`.
 fn linear_no_bias(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
@@ -211,16 +212,14 @@ impl Attention {
         train: bool,
     ) -> Tensor {
         let (b, _, q_len, _) = query.size4().unwrap();
-        let dropout = if train { self.dropout } else { 0.0 };
-        let out = Tensor::scaled_dot_product_attention(
+        let out = scaled_dot_product(
             query,
             key,
             value,
-            Some(bias),
-            dropout,
-            false,
-            1.0,
-            false,
+            Mask::Bias(bias),
+            self.dropout,
+            Some(1.0),
+            train,
         );
         self.o.forward(
             &out.transpose(1, 2)
@@ -269,7 +268,7 @@ impl DenseActDense {
         if let Some(gate) = &self.wi_gate {
             hidden = hidden * gate.forward(xs);
         }
-        self.wo.forward(&hidden.dropout(self.dropout, train))
+        self.wo.forward(&dropout(&hidden, self.dropout, train))
     }
 }
 
@@ -335,7 +334,7 @@ impl Block {
             (k, v) = cache.append(&k, &v);
         }
         let attended = self.self_attention.attend(&q, &k, &v, self_bias, train);
-        let mut xs = xs + attended.dropout(self.dropout, train);
+        let mut xs = xs + dropout(&attended, self.dropout, train);
         if let (Some((attention, norm)), Some(((key, value), bias))) =
             (&self.cross_attention, cross)
         {
@@ -344,13 +343,10 @@ impl Block {
             // Rows of one series attend to its encoding together: (batch, rows/batch * len, d).
             let normed = norm.forward(&xs).reshape([batch, rows / batch * len, d]);
             let attended = attention.attend(&attention.query(&normed), key, value, bias, train);
-            xs = xs
-                + attended
-                    .reshape([rows, len, d])
-                    .dropout(self.dropout, train);
+            xs = xs + dropout(&attended.reshape([rows, len, d]), self.dropout, train);
         }
         let ff = self.dense.forward_t(&self.dense_norm.forward(&xs), train);
-        xs + ff.dropout(self.dropout, train)
+        xs + dropout(&ff, self.dropout, train)
     }
 }
 
@@ -436,25 +432,14 @@ impl Stack {
     pub fn encode(&self, embeds: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let len = embeds.size()[1];
         let bias = self.position_bias().forward(len, len, 0);
-        let mut xs = embeds.dropout(self.dropout, train);
-        // Inference masks the position bias once for all blocks. Training masks it in every
-        // block, as HF's SDPA path does per layer: the bias's gradient is then reduced over the
-        // batch per block before the blocks' contributions add up, HF's summation order.
-        let shared = (!train).then(|| masked_bias(&bias, mask));
+        let mut xs = dropout(embeds, self.dropout, train);
+        // The masked position bias, shared by all blocks (its gradient is summed over blocks
+        // before the mask and batch reductions).
+        let self_bias = masked_bias(&bias, mask);
         for block in &self.blocks {
-            let own;
-            let self_bias = match &shared {
-                Some(shared) => shared,
-                None => {
-                    own = masked_bias(&bias, mask);
-                    &own
-                }
-            };
-            xs = block.forward_t(&xs, self_bias, None, None, train);
+            xs = block.forward_t(&xs, &self_bias, None, None, train);
         }
-        self.final_layer_norm
-            .forward(&xs)
-            .dropout(self.dropout, train)
+        dropout(&self.final_layer_norm.forward(&xs), self.dropout, train)
     }
 
     /// Keys and values of `encoder_states` `(batch, src_len, d_model)` for each decoder block,
@@ -501,13 +486,11 @@ impl Stack {
         let causal = Tensor::ones([len, len], (Kind::Bool, bias.device())).tril(0);
         let self_bias = bias.where_scalarother(&causal, finfo_min(bias.kind()));
         let cross = self.cross_key_values(encoder_states, encoder_mask, train);
-        let mut xs = embeds.dropout(self.dropout, train);
+        let mut xs = dropout(embeds, self.dropout, train);
         for (block, kv) in self.blocks.iter().zip(&cross.key_values) {
             xs = block.forward_t(&xs, &self_bias, None, Some((kv, &cross.bias)), train);
         }
-        self.final_layer_norm
-            .forward(&xs)
-            .dropout(self.dropout, train)
+        dropout(&self.final_layer_norm.forward(&xs), self.dropout, train)
     }
 
     /// Starts incremental decoding (inference) of about `steps` steps over `encoder_states`
