@@ -32,6 +32,8 @@ fn main() {
     let length: i64 = env_or("BENCH_TRAIN_LENGTH", 700);
     assert!(length >= CONTEXT + HORIZON, "BENCH_TRAIN_LENGTH < 576");
 
+    // As the `train` binary does.
+    chronos::runtime::reuse_freed_memory();
     let tmp = tempfile::tempdir().expect("temp dir");
     let data = tmp.path().join("train-data.arrow");
     write_series(&data, n_series, length);

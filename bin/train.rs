@@ -79,6 +79,7 @@ struct DistArgs {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    chronos::runtime::reuse_freed_memory();
     if let Some(nproc) = args.distributed.nproc {
         return launch(&args, nproc);
     }

@@ -34,3 +34,22 @@ impl Runtime {
         Ok((self.dtype.parse()?, parse_device(&self.device)?))
     }
 }
+
+/// Makes glibc's malloc keep freed memory for reuse instead of handing it back to the system.
+///
+/// libtorch's CPU allocator is plain `malloc`, and a training step frees and allocates again the
+/// same large activations every step (T5-tiny at batch 8 and context 512: 32 MiB of attention
+/// weights per layer, several times over). By default glibc serves each such block with a fresh
+/// `mmap` and unmaps it when freed, so every step pays page faults and zeroing for all of them;
+/// measured on 2 cores, a T5-tiny step went from 1.36 s to 1.13 s without that. Here blocks come
+/// from the heap and freed memory stays mapped (up to 2 GiB at the top of the heap): peak memory
+/// is unchanged, but memory is not returned between steps. No effect outside glibc.
+pub fn reuse_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; any value is accepted or refused.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
