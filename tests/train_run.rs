@@ -155,6 +155,149 @@ fn check_training(family: &str) {
     assert!(bool::try_from(forecast.mean.isfinite().all()).unwrap());
 
     python_loads(&final_dir);
+    check_tensorboard(&summary.run_dir, &losses);
+}
+
+/// `(step, tag, value)` of every scalar in the TFRecord event file `path`, each record's
+/// length and data checked against their masked CRC-32C.
+fn read_events(path: &Path) -> Vec<(u64, String, f32)> {
+    fn varint(bytes: &[u8], at: &mut usize) -> u64 {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = bytes[*at];
+            *at += 1;
+            value |= u64::from(byte & 0x7F) << shift;
+            if byte < 0x80 {
+                break;
+            }
+        }
+        value
+    }
+    /// The fields of a protobuf message: (field number, varint or the bytes of the payload).
+    fn fields(bytes: &[u8]) -> Vec<(u64, u64, Vec<u8>)> {
+        let (mut at, mut out) = (0, Vec::new());
+        while at < bytes.len() {
+            let key = varint(bytes, &mut at);
+            let (field, wire) = (key >> 3, key & 7);
+            let payload = match wire {
+                0 => (varint(bytes, &mut at), Vec::new()),
+                1 => (0, bytes[at..at + 8].to_vec()),
+                2 => {
+                    let len = varint(bytes, &mut at) as usize;
+                    (0, bytes[at..at + len].to_vec())
+                }
+                5 => (0, bytes[at..at + 4].to_vec()),
+                other => panic!("wire type {other}"),
+            };
+            at += match wire {
+                1 => 8,
+                2 => payload.1.len(),
+                5 => 4,
+                _ => 0,
+            };
+            out.push((field, payload.0, payload.1));
+        }
+        out
+    }
+    let bytes = std::fs::read(path).unwrap();
+    let (mut at, mut scalars, mut records) = (0, Vec::new(), 0);
+    let crc = |data: &[u8]| chronos::train::tensorboard::masked_crc32c(data);
+    while at < bytes.len() {
+        let len_bytes = &bytes[at..at + 8];
+        let len = u64::from_le_bytes(len_bytes.try_into().unwrap()) as usize;
+        assert_eq!(crc(len_bytes).to_le_bytes(), bytes[at + 8..at + 12]);
+        let data = &bytes[at + 12..at + 12 + len];
+        assert_eq!(crc(data).to_le_bytes(), bytes[at + 12 + len..at + 16 + len]);
+        at += 16 + len;
+        let event = fields(data);
+        if records == 0 {
+            assert!(event
+                .iter()
+                .any(|(f, _, b)| *f == 3 && b == b"brain.Event:2"));
+        }
+        records += 1;
+        let step = event.iter().find(|f| f.0 == 2).map_or(0, |f| f.1);
+        for (_, _, summary) in event.iter().filter(|f| f.0 == 5) {
+            for (_, _, value) in fields(summary) {
+                let value = fields(&value);
+                let tag = value.iter().find(|f| f.0 == 1).unwrap();
+                let simple = value.iter().find(|f| f.0 == 2).unwrap();
+                scalars.push((
+                    step,
+                    String::from_utf8(tag.2.clone()).unwrap(),
+                    f32::from_le_bytes(simple.2.clone().try_into().unwrap()),
+                ));
+            }
+        }
+    }
+    scalars
+}
+
+/// The run's TensorBoard file holds the logged losses (and the other scalars) at their steps;
+/// when `.venv` has TensorBoard, its own reader agrees.
+fn check_tensorboard(run_dir: &Path, losses: &[f64]) {
+    let files: Vec<PathBuf> = std::fs::read_dir(run_dir.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("events.out.tfevents."), "{name}");
+    let scalars = read_events(&files[0]);
+    let logged: Vec<(u64, f32)> = scalars
+        .iter()
+        .filter(|(_, tag, _)| tag == "train/loss")
+        .map(|(step, _, v)| (*step, *v))
+        .collect();
+    let expected: Vec<(u64, f32)> = losses
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (10 * (i as u64 + 1), *l as f32))
+        .collect();
+    assert_eq!(logged, expected);
+    for tag in [
+        "train/learning_rate",
+        "train/grad_norm",
+        "train/steps_per_second",
+    ] {
+        let n = scalars
+            .iter()
+            .filter(|(_, t, v)| t == tag && v.is_finite())
+            .count();
+        assert_eq!(n, losses.len(), "{tag}");
+    }
+
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let script = "import sys\n\
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n\
+        acc = EventAccumulator(sys.argv[1]); acc.Reload()\n\
+        print(' '.join(f'{e.step}:{e.value!r}' for e in acc.Scalars('train/loss')))";
+    let has_tensorboard = python.is_file()
+        && std::process::Command::new(&python)
+            .args(["-c", "import tensorboard"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !has_tensorboard {
+        eprintln!("TensorBoard check skipped: no .venv with tensorboard");
+        return;
+    }
+    let out = std::process::Command::new(&python)
+        .args(["-c", script, run_dir.join("logs").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Vec<(u64, f32)> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|pair| {
+            let (step, value) = pair.split_once(':').unwrap();
+            (step.parse().unwrap(), value.parse::<f64>().unwrap() as f32)
+        })
+        .collect();
+    assert_eq!(read, expected, "TensorBoard's reader");
 }
 
 /// When `.venv` has the Python `chronos` package: the checkpoint loads in

@@ -6,3 +6,4 @@ pub mod config;
 pub mod data;
 pub mod run;
 pub mod step;
+pub mod tensorboard;

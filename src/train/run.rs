@@ -7,7 +7,9 @@
 //!
 //! * `training_info.json`: `{"training_config": {...}}` (upstream's `save_training_info`), with
 //!   the seed actually used;
-//! * `metrics.jsonl`: one JSON object every `log_steps` steps;
+//! * `metrics.jsonl`: one JSON object every `log_steps` steps, and the same scalars for
+//!   TensorBoard in `logs/events.out.tfevents.*` (tags `train/loss`, `train/learning_rate`,
+//!   `train/grad_norm`, `train/steps_per_second`; a new file after each resume);
 //! * `checkpoint-<step>/` every `save_steps` steps and `checkpoint-final/` at the end, each with
 //!   `config.json`, `model.safetensors` (f32, HF key names, tied embeddings stored once as
 //!   `shared.weight`), `optimizer.safetensors` (the AdamW moments and step counts,
@@ -60,6 +62,7 @@ use crate::train::data::{
     Batch, DataOptions, DataState, Mode, Shard, TrainDataError, TrainingData, DROP_PROB,
 };
 use crate::train::step::{LossScaling, Optimizer, Schedule, StepConfig, StepStats};
+use crate::train::tensorboard::EventWriter;
 
 /// Errors of a training run.
 #[derive(Debug, thiserror::Error)]
@@ -821,13 +824,15 @@ fn run_loop(
     let stop = options.stop_after.unwrap_or(max_steps).min(max_steps);
     let writes = options.writes();
     let metrics_path = run_dir.join("metrics.jsonl");
+    let logs_dir = run_dir.join("logs");
     let mut metrics = if writes {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&metrics_path)
             .map_err(io(&metrics_path))?;
-        Some(file)
+        let events = EventWriter::create(&logs_dir).map_err(io(&logs_dir))?;
+        Some((file, events))
     } else {
         None
     };
@@ -868,9 +873,18 @@ fn run_loop(
                 line["allreduce_s_per_step"] = json!((now - before) / window.len() as f64);
                 window_allreduce = Some(now);
             }
-            if let Some(file) = metrics.as_mut() {
+            if let Some((file, events)) = metrics.as_mut() {
                 writeln!(file, "{line}").map_err(io(&metrics_path))?;
                 file.flush().map_err(io(&metrics_path))?;
+                let scalars = [
+                    ("train/loss", mean(&window)),
+                    ("train/learning_rate", stats.learning_rate),
+                    ("train/grad_norm", stats.grad_norm),
+                    ("train/steps_per_second", window_rate),
+                ];
+                events
+                    .scalars(step as u64, &scalars)
+                    .map_err(io(events.path()))?;
                 bar.println(line.to_string());
             }
             window.clear();
