@@ -433,11 +433,20 @@ impl Stack {
         let len = embeds.size()[1];
         let bias = self.position_bias().forward(len, len, 0);
         let mut xs = dropout(embeds, self.dropout, train);
-        // The masked position bias, shared by all blocks (its gradient is summed over blocks
-        // before the mask and batch reductions).
-        let self_bias = masked_bias(&bias, mask);
+        // Inference masks the position bias once for all blocks. Training masks it in every
+        // block, as HF's SDPA path does per layer: the bias's gradient is then reduced over the
+        // batch per block before the blocks' contributions add up, HF's summation order.
+        let shared = (!train).then(|| masked_bias(&bias, mask));
         for block in &self.blocks {
-            xs = block.forward_t(&xs, &self_bias, None, None, train);
+            let own;
+            let self_bias = match &shared {
+                Some(shared) => shared,
+                None => {
+                    own = masked_bias(&bias, mask);
+                    &own
+                }
+            };
+            xs = block.forward_t(&xs, self_bias, None, None, train);
         }
         dropout(&self.final_layer_norm.forward(&xs), self.dropout, train)
     }
