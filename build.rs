@@ -91,6 +91,7 @@ fn compile_shim(lib_dir: &Path, nccl_includes: Option<&[PathBuf]>) {
         .file("csrc/nccl.cpp")
         .file("csrc/adamw.cpp")
         .file("csrc/dropout.cpp")
+        .file("csrc/precision.cpp")
         .file("csrc/shim.cpp");
     if let Some(dirs) = nccl_includes {
         build

@@ -12,7 +12,8 @@
 //!
 //! Needs `scripts/setup.sh --reference`. Environment: `BENCH_TRAIN_STEPS` (default 10),
 //! `BENCH_TRAIN_WARMUP` (2), `BENCH_TRAIN_BATCH` (per_device_train_batch_size, 8),
-//! `BENCH_TRAIN_SERIES` (300), `BENCH_TRAIN_LENGTH` (700).
+//! `BENCH_TRAIN_SERIES` (300), `BENCH_TRAIN_LENGTH` (700), `BENCH_TRAIN_BF16` (1: both sides
+//! under bfloat16 autocast, the config's `bf16: true` and `TrainingArguments(bf16=True)`).
 
 mod common;
 
@@ -30,6 +31,7 @@ fn main() {
     let batch: usize = env_or("BENCH_TRAIN_BATCH", 8);
     let n_series: i64 = env_or("BENCH_TRAIN_SERIES", 300);
     let length: i64 = env_or("BENCH_TRAIN_LENGTH", 700);
+    let bf16 = env_or("BENCH_TRAIN_BF16", 0) == 1;
     assert!(length >= CONTEXT + HORIZON, "BENCH_TRAIN_LENGTH < 576");
 
     // As the `train` binary does.
@@ -54,6 +56,7 @@ fn main() {
     cfg.shuffle_buffer_length = 1000;
     cfg.seed = Some(0);
     cfg.output_dir = tmp.path().join("output");
+    cfg.bf16 = bf16;
     cfg.validate().expect("valid config");
     let options = RunOptions {
         device: Device::Cpu,
@@ -65,29 +68,31 @@ fn main() {
     let rust_rate = rust_steps_per_s(&summary.run_dir.join("metrics.jsonl"), warmup, steps);
     let rust_rss = peak_rss_mb();
 
-    let py = python_json(
-        "bench_train.py",
-        &[
-            "--data".into(),
-            arg(&data),
-            "--batch".into(),
-            batch.to_string(),
-            "--context".into(),
-            CONTEXT.to_string(),
-            "--horizon".into(),
-            HORIZON.to_string(),
-            "--steps".into(),
-            steps.to_string(),
-            "--warmup".into(),
-            warmup.to_string(),
-        ],
-    );
+    let mut py_args = vec![
+        "--data".into(),
+        arg(&data),
+        "--batch".into(),
+        batch.to_string(),
+        "--context".into(),
+        CONTEXT.to_string(),
+        "--horizon".into(),
+        HORIZON.to_string(),
+        "--steps".into(),
+        steps.to_string(),
+        "--warmup".into(),
+        warmup.to_string(),
+    ];
+    if bf16 {
+        py_args.push("--bf16".into());
+    }
+    let py = python_json("bench_train.py", &py_args);
     let py_rate = py["steps_per_s"].as_f64().unwrap();
     let py_rss = py["peak_rss_mb"].as_f64().unwrap();
 
     println!(
-        "chronos-t5-tiny (random init), f32 CPU, context {CONTEXT}, prediction {HORIZON}, batch {batch}, \
+        "chronos-t5-tiny (random init), {} CPU, context {CONTEXT}, prediction {HORIZON}, batch {batch}, \
          {steps} steps after {warmup} warm-up, {n_series} series of {length}; threads: rust {}, python {}",
+        if bf16 { "bf16 autocast" } else { "f32" },
         tch::get_num_threads(),
         py["threads"]
     );

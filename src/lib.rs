@@ -24,6 +24,7 @@ pub mod kernel_synth;
 pub mod metrics;
 pub mod pipeline;
 pub mod plot;
+pub mod precision;
 pub mod runtime;
 pub mod sampling;
 mod shim;

@@ -768,3 +768,56 @@ fn own_adamw_equals_libtorch_adamw_bit_for_bit_and_round_trips_its_state() {
         "{err}"
     );
 }
+
+#[test]
+fn bf16_autocast_runs_the_forward_pass_in_bfloat16() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let gpt2_items = |fx: &Fixture, rows: &[i64]| {
+        (fx.manifest.family == "gpt2").then(|| ChronosGpt2::num_items(&batch(fx, "labels", rows)))
+    };
+    for model_name in ["bolt-reg", "t5-rand", "gpt2-rand"] {
+        let fx: Fixture = Expected::load("train", model_name);
+        let (model, vs) = load(&fx, 0.0);
+        let rows = all_rows(&fx);
+        let num_items = gpt2_items(&fx, &rows);
+        let gradients = |loss: Tensor| -> (f64, Tensor) {
+            for (_, mut v) in vs.variables() {
+                v.zero_grad();
+            }
+            loss.backward();
+            let mut names: Vec<_> = vs.variables().into_iter().collect();
+            names.sort_by(|a, b| a.0.cmp(&b.0));
+            let flat: Vec<Tensor> = names.iter().map(|(_, v)| v.grad().flatten(0, -1)).collect();
+            (loss.double_value(&[]), Tensor::cat(&flat, 0))
+        };
+        let (full, full_grad) = gradients(loss(&model, &fx, &rows, num_items, true));
+        let mixed_loss = chronos::precision::autocast(Device::Cpu, Kind::BFloat16, || {
+            loss(&model, &fx, &rows, num_items, true)
+        })
+        .unwrap();
+        let (mixed, mixed_grad) = gradients(mixed_loss);
+        // bfloat16 keeps 8 bits of mantissa: close, but not the f32 value.
+        let relative = (mixed - full).abs() / full.abs();
+        assert!(
+            relative > 0.0 && relative < 2e-2,
+            "{model_name}: loss {mixed} under autocast vs {full}"
+        );
+        assert_eq!(
+            mixed_grad.kind(),
+            Kind::Float,
+            "{model_name}: gradients stay f32"
+        );
+        let cosine = (&mixed_grad * &full_grad)
+            .sum(Kind::Double)
+            .double_value(&[])
+            / (mixed_grad.norm().double_value(&[]) * full_grad.norm().double_value(&[]));
+        assert!(cosine > 0.99, "{model_name}: gradient cosine {cosine}");
+        eprintln!("{model_name}: bf16 autocast loss {mixed} vs {full}, gradient cosine {cosine}");
+    }
+    // The state is restored: f32 matmuls are f32 again, and float16 is refused on the CPU path.
+    let a = Tensor::ones([2, 2], (Kind::Float, Device::Cpu));
+    assert_eq!(a.matmul(&a).kind(), Kind::Float);
+    let inside = chronos::precision::autocast(Device::Cpu, Kind::BFloat16, || a.matmul(&a).kind());
+    assert_eq!(inside.unwrap(), Kind::BFloat16);
+    assert!(chronos::precision::autocast(Device::Cpu, Kind::Float, || ()).is_err());
+}

@@ -226,6 +226,9 @@ pub struct TrainConfig {
     pub seed: Option<u64>,
     /// TF32 matmuls on GPUs that have them (compute capability 8+); ignored elsewhere.
     pub tf32: bool,
+    /// Mixed precision (HF `TrainingArguments.bf16`): forward passes and losses under bfloat16
+    /// autocast on the run's device (CPU or CUDA); weights, gradients and AdamW stay f32.
+    pub bf16: bool,
     /// Upstream's `torch.compile` switch, accepted so upstream configs load; libtorch has no
     /// compiler, so it has no effect.
     pub torch_compile: bool,
@@ -310,6 +313,7 @@ impl Default for TrainConfig {
             warmup_ratio: 0.0,
             seed: None,
             tf32: true,
+            bf16: false,
             torch_compile: true,
             output_dir: PathBuf::from("./output/"),
             model_id: "google/t5-efficient-tiny".to_string(),

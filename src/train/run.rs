@@ -57,6 +57,7 @@ use crate::distributed::{DataParallel, DistError, Distributed, ReduceOp};
 use crate::error::ChronosError;
 use crate::gpt2::{self, ChronosGpt2};
 use crate::init::{init_bolt, init_gpt2, init_t5};
+use crate::precision;
 use crate::train::config::{ModelFamily, ModelType, TrainConfig, TrainConfigError};
 use crate::train::data::{
     Batch, DataOptions, DataState, Mode, Shard, TrainDataError, TrainingData, DROP_PROB,
@@ -242,6 +243,9 @@ impl Trainer {
     /// `cfg.seed` must be set (and equal on all ranks).
     fn new(cfg: TrainConfig, device: Device, distributed: Option<&Distributed>) -> Result<Self> {
         let seed = cfg.seed.unwrap_or(0);
+        if device.is_cuda() {
+            precision::set_tf32(cfg.tf32)?;
+        }
         let backbone = cfg.backbone()?;
         let checkpoint = if cfg.random_init {
             None
@@ -454,7 +458,13 @@ impl Trainer {
             }
         }
         for batch in &batches {
-            let loss = micro_batch_loss(&self.model, batch, device, num_items)?;
+            let loss = if self.cfg.bf16 {
+                precision::autocast(device, Kind::BFloat16, || {
+                    micro_batch_loss(&self.model, batch, device, num_items)
+                })??
+            } else {
+                micro_batch_loss(&self.model, batch, device, num_items)?
+            };
             let loss = if loss_factor == 1.0 {
                 loss
             } else {
