@@ -97,7 +97,8 @@ fn main() -> Result<()> {
     }
     if dtype != Dtype::F32 {
         bail!(
-            "training runs in f32 (--dtype f32); got --dtype {}",
+            "training keeps f32 weights (--dtype f32); got --dtype {} (for bfloat16 mixed \
+             precision, set the config key bf16: true or pass --bf16 true)",
             args.runtime.dtype
         );
     }

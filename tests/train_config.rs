@@ -129,8 +129,10 @@ fn defaults_are_upstreams() {
     assert_eq!(d.model_type, ModelType::Seq2seq);
     assert_eq!(d.tokenizer_kwargs.low_limit, -15.0);
     assert!(d.training_data_paths.is_empty() && d.seed.is_none() && d.model_config.is_none());
+    assert!(d.tf32 && !d.bf16);
 
-    // Every upstream key, plus ours: the family, the architecture and Bolt's keys.
+    // Every upstream key, plus ours: the family, the architecture, Bolt's keys and HF
+    // TrainingArguments' `bf16`.
     let mut keys = TrainConfig::keys();
     let mut expected: Vec<String> = UPSTREAM_DEFAULTS
         .lines()
@@ -146,6 +148,7 @@ fn defaults_are_upstreams() {
                 "use_reg_token",
                 "skip_constant_contexts",
                 "max_scaled_target",
+                "bf16",
             ]
             .map(String::from),
         )
