@@ -79,6 +79,9 @@ fn compile_shim(lib_dir: &Path, nccl_includes: Option<&[PathBuf]>) {
         .pic(true)
         .warnings(false)
         .flag("-std=c++17")
+        // at::parallel_for is inline: without OpenMP it would run its whole range on one thread.
+        // The symbols resolve to the libgomp.so.1 that libtorch ships and loads.
+        .flag("-fopenmp")
         .flag("-Wno-interference-size")
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
         .define("GLOG_USE_GLOG_EXPORT", None)
@@ -91,6 +94,8 @@ fn compile_shim(lib_dir: &Path, nccl_includes: Option<&[PathBuf]>) {
         .file("csrc/nccl.cpp")
         .file("csrc/adamw.cpp")
         .file("csrc/dropout.cpp")
+        .file("csrc/mask.cpp")
+        .file("csrc/attention.cpp")
         .file("csrc/precision.cpp")
         .file("csrc/shim.cpp");
     if let Some(dirs) = nccl_includes {
@@ -100,4 +105,5 @@ fn compile_shim(lib_dir: &Path, nccl_includes: Option<&[PathBuf]>) {
             .includes(dirs);
     }
     build.compile("chronos_c10d");
+    println!("cargo:rustc-link-lib=dylib=gomp");
 }

@@ -2,6 +2,8 @@
 //! attention mask value, scaled dot-product attention and the key/value cache of incremental
 //! decoding.
 
+use std::ffi::{c_char, c_void};
+
 use tch::nn::{Init, LinearConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -31,13 +33,41 @@ pub fn finfo_min(kind: Kind) -> f64 {
 #[derive(Debug, Clone, Copy)]
 pub enum Mask<'a> {
     None,
-    /// Added to the scores: `(batch or 1, heads or 1, q_len, k_len)`, masked positions at
+    /// Added to the scores: `(batch or 1, heads or 1, q_len or 1, k_len)`, masked positions at
     /// [`finfo_min`].
     Bias(&'a Tensor),
+    /// A bias as in `Bias`, and `keys` `(batch, k_len)` bool, true where a key may be attended:
+    /// the bias where allowed, else [`finfo_min`] (what [`masked_bias`] makes).
+    BiasKeys {
+        bias: &'a Tensor,
+        keys: &'a Tensor,
+    },
     /// Booleans, true where a query may attend a key: `(batch or 1, heads or 1, q_len, k_len)`.
     Allowed(&'a Tensor),
     /// Query `i` attends keys `0..=i` (query and key lengths equal).
     Causal,
+}
+
+/// `bias` `(1|batch, heads, q_len, k_len)` where `keys` `(batch, k_len)` is true, else
+/// [`finfo_min`]: `(batch, heads, q_len, k_len)`.
+pub fn masked_bias(bias: &Tensor, keys: &Tensor) -> Tensor {
+    let (b, k) = keys.size2().expect("keys is (batch, k_len)");
+    bias.where_scalarother(&keys.view([b, 1, 1, k]), finfo_min(bias.kind()))
+}
+
+extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    fn chronos_attention_dropout(
+        query: *mut c_void,
+        key: *mut c_void,
+        value: *mut c_void,
+        bias: *mut c_void,
+        key_mask: *mut c_void,
+        causal: i32,
+        scale: f64,
+        p: f64,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
 }
 
 /// `softmax(query · keyᵀ · scale + mask) · value`, with dropout of probability `dropout` on the
@@ -45,10 +75,12 @@ pub enum Mask<'a> {
 /// `(batch, heads, q_len, d)`. `scale` defaults to `1 / sqrt(d)`.
 ///
 /// libtorch's fused kernels (`scaled_dot_product_attention`) serve inference and devices other
-/// than the CPU. Training with dropout on the CPU would fall back to libtorch's unfused path with
-/// its serial dropout masks; it is written out here instead, as transformers' eager attention
-/// does, with [`dropout`] on the weights (and no check for rows whose keys are all masked, which
-/// then attend uniformly as in transformers).
+/// than the CPU. libtorch has no fused CPU kernel with dropout: training with dropout on the CPU
+/// goes through the C++ shim's (`csrc/attention.cpp`) for float32, one (batch, head) at a time
+/// with the scores in cache and recomputed in the backward pass, and is written out as
+/// transformers' eager attention otherwise (bfloat16 autocast), with [`dropout`] on the weights.
+/// Both draw the mask of [`dropout`] over the weights, and neither checks for rows whose keys
+/// are all masked, which then attend uniformly as in transformers.
 #[allow(clippy::too_many_arguments)]
 pub fn scaled_dot_product(
     query: &Tensor,
@@ -61,9 +93,14 @@ pub fn scaled_dot_product(
 ) -> Tensor {
     let dropout_p = if train { dropout_p } else { 0.0 };
     if dropout_p == 0.0 || query.device() != Device::Cpu {
+        let masked;
         let (bias, is_causal) = match mask {
             Mask::None => (None, false),
             Mask::Bias(bias) | Mask::Allowed(bias) => (Some(bias), false),
+            Mask::BiasKeys { bias, keys } => {
+                masked = masked_bias(bias, keys);
+                (Some(&masked), false)
+            }
             Mask::Causal => (None, true),
         };
         return Tensor::scaled_dot_product_attention(
@@ -75,14 +112,18 @@ pub fn scaled_dot_product(
         .size()
         .last()
         .expect("query is (batch, heads, q_len, d)");
-    let mut scores = query.matmul(&key.transpose(-2, -1));
     let scale = scale.unwrap_or(1.0 / (d as f64).sqrt());
+    if kind == Kind::Float {
+        return fused_dropout(query, key, value, mask, dropout_p, scale);
+    }
+    let mut scores = query.matmul(&key.transpose(-2, -1));
     if scale != 1.0 {
         scores *= scale;
     }
     scores = match mask {
         Mask::None => scores,
         Mask::Bias(bias) => scores + bias,
+        Mask::BiasKeys { bias, keys } => scores + masked_bias(bias, keys),
         Mask::Allowed(allowed) => scores.masked_fill(&allowed.logical_not(), finfo_min(kind)),
         Mask::Causal => {
             let (q_len, k_len) = (query.size()[2], key.size()[2]);
@@ -92,6 +133,56 @@ pub fn scaled_dot_product(
     };
     let weights = scores.softmax(-1, Kind::Float).to_kind(kind);
     dropout(&weights, dropout_p, true).matmul(value)
+}
+
+/// The C++ shim's attention with dropout (float32 CPU tensors).
+///
+/// # Panics
+/// When libtorch fails (out of memory, shapes that do not fit), as tch's own operations do.
+fn fused_dropout(
+    query: &Tensor,
+    key: &Tensor,
+    value: &Tensor,
+    mask: Mask,
+    dropout_p: f64,
+    scale: f64,
+) -> Tensor {
+    let handle = |t: &Tensor| t.as_ptr() as *mut c_void;
+    let (mut bias, mut keys, mut causal) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
+    let allowed_bias;
+    match mask {
+        Mask::None => {}
+        Mask::Bias(b) => bias = handle(b),
+        Mask::BiasKeys { bias: b, keys: k } => (bias, keys) = (handle(b), handle(k)),
+        Mask::Allowed(allowed) => {
+            allowed_bias = allowed
+                .zeros_like()
+                .to_kind(Kind::Float)
+                .masked_fill(&allowed.logical_not(), finfo_min(Kind::Float));
+            bias = handle(&allowed_bias);
+        }
+        Mask::Causal => causal = 1,
+    }
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: the handles are live `at::Tensor*` that the shim only reads (or NULL); on success
+    // `out` is a new `at::Tensor*` whose ownership passes to the returned `Tensor`.
+    let error = unsafe {
+        chronos_attention_dropout(
+            handle(query),
+            handle(key),
+            handle(value),
+            bias,
+            keys,
+            causal,
+            scale,
+            dropout_p,
+            &mut out,
+        )
+    };
+    if let Err(message) = crate::shim::check(error) {
+        panic!("{message}");
+    }
+    unsafe { Tensor::from_ptr(out as *mut torch_sys::C_tensor) }
 }
 
 /// Self-attention keys and values of the steps so far, in buffers preallocated for the

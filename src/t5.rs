@@ -6,7 +6,7 @@
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
-use crate::attention::{finfo_min, scaled_dot_product, KeyValueCache, Mask};
+use crate::attention::{finfo_min, masked_bias, scaled_dot_product, KeyValueCache, Mask};
 use crate::config::{Activation, T5Config};
 use crate::dropout::dropout;
 
@@ -200,27 +200,19 @@ impl Attention {
         }
     }
 
-    /// Attention of `query` over `key`/`value` (all `(batch, heads, len, d_kv)`) with the
-    /// additive `bias` `(batch or 1, heads, q_len, k_len)` (position bias with masked positions
-    /// at the dtype's minimum), projected back: `(batch, q_len, d_model)`.
+    /// Attention of `query` over `key`/`value` (all `(batch, heads, len, d_kv)`) with `mask`
+    /// (the position bias, with masked positions at the dtype's minimum or the key mask beside
+    /// it), projected back: `(batch, q_len, d_model)`.
     pub fn attend(
         &self,
         query: &Tensor,
         key: &Tensor,
         value: &Tensor,
-        bias: &Tensor,
+        mask: Mask,
         train: bool,
     ) -> Tensor {
         let (b, _, q_len, _) = query.size4().unwrap();
-        let out = scaled_dot_product(
-            query,
-            key,
-            value,
-            Mask::Bias(bias),
-            self.dropout,
-            Some(1.0),
-            train,
-        );
+        let out = scaled_dot_product(query, key, value, mask, self.dropout, Some(1.0), train);
         self.o.forward(
             &out.transpose(1, 2)
                 .reshape([b, q_len, self.n_heads * self.d_kv]),
@@ -315,14 +307,15 @@ impl Block {
 
     // `a = a + b` rather than `a += b`: in place, autograd would lose the layer norm's input.
     #[allow(clippy::assign_op_pattern)]
-    /// `xs` `(rows, len, d_model)`; `self_bias` `(rows|1, heads, len, keys)`. With `self_cache`,
+    /// `xs` `(rows, len, d_model)`; `self_mask` the self-attention's position bias `(rows|1,
+    /// heads, len, keys)`, masked or with its key mask. With `self_cache`,
     /// this step's keys/values are appended to the cached ones (incremental decoding). `cross`:
     /// encoder keys/values `(batch, heads, src_len, d_kv)` with their bias `(batch, 1, 1,
     /// src_len)`, shared by `rows / batch` consecutive rows (sample paths of one series).
     fn forward_t(
         &self,
         xs: &Tensor,
-        self_bias: &Tensor,
+        self_mask: Mask,
         self_cache: Option<&mut KeyValueCache>,
         cross: Option<(&(Tensor, Tensor), &Tensor)>,
         train: bool,
@@ -333,7 +326,7 @@ impl Block {
         if let Some(cache) = self_cache {
             (k, v) = cache.append(&k, &v);
         }
-        let attended = self.self_attention.attend(&q, &k, &v, self_bias, train);
+        let attended = self.self_attention.attend(&q, &k, &v, self_mask, train);
         let mut xs = xs + dropout(&attended, self.dropout, train);
         if let (Some((attention, norm)), Some(((key, value), bias))) =
             (&self.cross_attention, cross)
@@ -342,7 +335,8 @@ impl Block {
             let batch = key.size()[0];
             // Rows of one series attend to its encoding together: (batch, rows/batch * len, d).
             let normed = norm.forward(&xs).reshape([batch, rows / batch * len, d]);
-            let attended = attention.attend(&attention.query(&normed), key, value, bias, train);
+            let query = attention.query(&normed);
+            let attended = attention.attend(&query, key, value, Mask::Bias(bias), train);
             xs = xs + dropout(&attended.reshape([rows, len, d]), self.dropout, train);
         }
         let ff = self.dense.forward_t(&self.dense_norm.forward(&xs), train);
@@ -433,20 +427,21 @@ impl Stack {
         let len = embeds.size()[1];
         let bias = self.position_bias().forward(len, len, 0);
         let mut xs = dropout(embeds, self.dropout, train);
-        // Inference masks the position bias once for all blocks. Training masks it in every
-        // block, as HF's SDPA path does per layer: the bias's gradient is then reduced over the
-        // batch per block before the blocks' contributions add up, HF's summation order.
+        // Inference masks the position bias once for all blocks. Training passes the bias and
+        // the key mask to every block, which masks the bias itself, as HF's SDPA path does per
+        // layer (the bias's gradient is then reduced over the batch per block before the
+        // blocks' contributions add up, HF's summation order), or, with dropout on the CPU,
+        // hands both to the fused kernel.
         let shared = (!train).then(|| masked_bias(&bias, mask));
+        let self_mask = match &shared {
+            Some(shared) => Mask::Bias(shared),
+            None => Mask::BiasKeys {
+                bias: &bias,
+                keys: mask,
+            },
+        };
         for block in &self.blocks {
-            let own;
-            let self_bias = match &shared {
-                Some(shared) => shared,
-                None => {
-                    own = masked_bias(&bias, mask);
-                    &own
-                }
-            };
-            xs = block.forward_t(&xs, self_bias, None, None, train);
+            xs = block.forward_t(&xs, self_mask, None, None, train);
         }
         dropout(&self.final_layer_norm.forward(&xs), self.dropout, train)
     }
@@ -497,7 +492,13 @@ impl Stack {
         let cross = self.cross_key_values(encoder_states, encoder_mask, train);
         let mut xs = dropout(embeds, self.dropout, train);
         for (block, kv) in self.blocks.iter().zip(&cross.key_values) {
-            xs = block.forward_t(&xs, &self_bias, None, Some((kv, &cross.bias)), train);
+            xs = block.forward_t(
+                &xs,
+                Mask::Bias(&self_bias),
+                None,
+                Some((kv, &cross.bias)),
+                train,
+            );
         }
         dropout(&self.final_layer_norm.forward(&xs), self.dropout, train)
     }
@@ -535,7 +536,7 @@ impl Stack {
         {
             xs = block.forward_t(
                 &xs,
-                &self_bias,
+                Mask::Bias(&self_bias),
                 Some(self_kv),
                 Some((kv, &cache.cross.bias)),
                 false,
@@ -544,11 +545,4 @@ impl Stack {
         cache.step += 1;
         self.final_layer_norm.forward(&xs)
     }
-}
-
-/// `bias` `(1, heads, q, k)` where `mask` `(batch, k)` is true, the dtype's minimum elsewhere:
-/// `(batch, heads, q, k)` (as HF's SDPA path builds its float mask).
-fn masked_bias(bias: &Tensor, mask: &Tensor) -> Tensor {
-    let (b, k) = mask.size2().unwrap();
-    bias.where_scalarother(&mask.view([b, 1, 1, k]), finfo_min(bias.kind()))
 }

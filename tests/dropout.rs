@@ -1,5 +1,6 @@
 //! `chronos::dropout`: the CPU masks of the C++ shim. Statistics of the mask, scaling, the
-//! backward pass, reproducibility under `manual_seed` for any thread count, and the dtypes.
+//! backward pass, reproducibility under `manual_seed` for any thread count, and the dtypes; and
+//! the fused CPU attention with dropout that draws the same masks.
 
 use std::sync::Mutex;
 
@@ -141,9 +142,9 @@ fn inference_and_p_zero_return_the_input_and_other_dtypes_work() {
 }
 
 #[test]
-fn explicit_attention_equals_libtorch_without_dropout() {
-    // The explicit path (training with dropout on the CPU) is libtorch's SDPA when no element
-    // is dropped: p so small that no draw falls under it.
+fn attention_with_dropout_equals_libtorch_when_nothing_is_dropped() {
+    // The CPU training path with dropout (the fused kernel for float32) is libtorch's SDPA when
+    // no element is dropped: p so small that no draw falls under it.
     let _rng = lock();
     tch::manual_seed(9);
     let o = (Kind::Float, Device::Cpu);
@@ -180,4 +181,116 @@ fn explicit_attention_equals_libtorch_without_dropout() {
     let dropped = scaled_dot_product(&q, &k, &v, Mask::None, 0.5, None, true);
     let reference = scaled_dot_product(&q, &k, &v, Mask::None, 0.0, None, true);
     assert!(!dropped.allclose(&reference, 1e-3, 1e-3, false));
+}
+
+/// The fused CPU attention with dropout (`csrc/attention.cpp`) against the same computation
+/// written with libtorch's ops and [`dropout`] on the weights: same seed, same mask, so outputs
+/// and gradients agree to float rounding.
+#[test]
+fn fused_attention_with_dropout_equals_the_unfused_computation() {
+    let _rng = lock();
+    let o = (Kind::Float, Device::Cpu);
+    let (b, h, lq, lk, d) = (3, 2, 7, 9, 5); // lq * lk odd: pairs of draws straddle heads
+    tch::manual_seed(11);
+    let leaf = |shape: &[i64]| Tensor::randn(shape, o).set_requires_grad(true);
+    let (q, k, v) = (
+        leaf(&[b, h, lq, d]),
+        leaf(&[b, h, lk, d]),
+        leaf(&[b, h, lk, d]),
+    );
+    let position = leaf(&[1, h, lq, lk]);
+    let cross = Tensor::randn([b, 1, 1, lk], o);
+    let keys = Tensor::rand([b, lk], o).gt(0.3);
+    let _ = keys.narrow(0, 0, 1).fill_(0); // a series with every key masked
+    let allowed = Tensor::rand([b, 1, lq, lk], o).gt(0.2);
+    let (qs, ks, vs) = (
+        leaf(&[b, h, lq, d]),
+        leaf(&[b, h, lq, d]),
+        leaf(&[b, h, lq, d]),
+    );
+    let upstream = Tensor::randn([b, h, lq, d], o);
+    let p = 0.3;
+
+    let gradients = |out: &Tensor, inputs: &[&Tensor]| -> Vec<Tensor> {
+        for t in inputs {
+            let mut g = t.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        (out * &upstream).sum(Kind::Float).backward();
+        inputs.iter().map(|t| t.grad().copy()).collect()
+    };
+    let reference = |q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<Tensor>, scale: f64| {
+        let mut scores = q.matmul(&k.transpose(-2, -1)) * scale;
+        if let Some(bias) = bias {
+            scores += bias;
+        }
+        dropout(&scores.softmax(-1, Kind::Float), p, true).matmul(v)
+    };
+    let min = f32::MIN as f64;
+    let causal_bias = Tensor::ones([lq, lq], (Kind::Bool, Device::Cpu))
+        .tril(0)
+        .logical_not()
+        .to_kind(Kind::Float)
+        * min;
+    let allowed_bias = allowed.logical_not().to_kind(Kind::Float) * min;
+    let cases: Vec<(&str, Mask, Option<Tensor>, f64, bool)> = vec![
+        (
+            "position bias and key mask",
+            Mask::BiasKeys {
+                bias: &position,
+                keys: &keys,
+            },
+            Some(chronos::attention::masked_bias(&position, &keys)),
+            1.0,
+            false,
+        ),
+        (
+            "cross bias",
+            Mask::Bias(&cross),
+            Some(cross.shallow_clone()),
+            1.0,
+            false,
+        ),
+        (
+            "allowed",
+            Mask::Allowed(&allowed),
+            Some(allowed_bias),
+            0.5,
+            false,
+        ),
+        ("none", Mask::None, None, 0.25, false),
+        ("causal", Mask::Causal, Some(causal_bias), 0.5, true),
+    ];
+    for (name, mask, bias, scale, self_attention) in cases {
+        let (q, k, v) = if self_attention {
+            (&qs, &ks, &vs)
+        } else {
+            (&q, &k, &v)
+        };
+        let inputs = [q, k, v, &position];
+        tch::manual_seed(21);
+        let fused = scaled_dot_product(q, k, v, mask, p, Some(scale), true);
+        let fused_grads = gradients(&fused, &inputs);
+        tch::manual_seed(21);
+        let expected = reference(q, k, v, bias, scale);
+        let expected_grads = gradients(&expected, &inputs);
+        let err = (&fused - &expected).abs().max().double_value(&[]);
+        assert!(err < 1e-5, "{name}: output differs by {err}");
+        assert!(fused.isfinite().all().int64_value(&[]) == 1, "{name}");
+        for (i, (a, e)) in fused_grads.iter().zip(&expected_grads).enumerate() {
+            assert_eq!(a.defined(), e.defined(), "{name}: gradient {i}");
+            if a.defined() {
+                let err = (a - e).abs().max().double_value(&[]);
+                assert!(err < 1e-5, "{name}: gradient {i} differs by {err}");
+            }
+        }
+    }
+    // Another seed draws another mask.
+    tch::manual_seed(22);
+    let other = scaled_dot_product(&q, &k, &v, Mask::None, p, None, true);
+    tch::manual_seed(21);
+    let same = scaled_dot_product(&q, &k, &v, Mask::None, p, None, true);
+    assert!(!other.allclose(&same, 1e-3, 1e-3, false));
 }

@@ -1,0 +1,296 @@
+// See chronos_attention.h.
+#include "chronos_attention.h"
+
+#include <limits>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "mask.h"
+#include "shim.h"
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+constexpr float kMasked = std::numeric_limits<float>::lowest();
+
+#define CHRONOS_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+
+// row[j] = row[j] * scale + bias[j] (bias may be NULL), then kMasked where !allowed[j]
+// (allowed may be NULL) or j > last (causal; last < 0: none).
+CHRONOS_MULTIVERSION
+void finish_scores(float* row, int64_t len, float scale, const float* bias, const bool* allowed, int64_t last) {
+  if (bias != nullptr) {
+    for (int64_t j = 0; j < len; ++j) {
+      row[j] = row[j] * scale + bias[j];
+    }
+  } else if (scale != 1.0f) {
+    for (int64_t j = 0; j < len; ++j) {
+      row[j] *= scale;
+    }
+  }
+  if (allowed != nullptr) {
+    for (int64_t j = 0; j < len; ++j) {
+      row[j] = allowed[j] ? row[j] : kMasked;
+    }
+  }
+  for (int64_t j = last + 1; last >= 0 && j < len; ++j) {
+    row[j] = kMasked;
+  }
+}
+
+// acc[i * len + j] += grad[i * len + j] where allowed[j] (allowed may be NULL: everywhere), for
+// i < rows: a masked key's score does not depend on the bias.
+CHRONOS_MULTIVERSION
+void accumulate(float* acc, const float* grad, const bool* allowed, int64_t rows, int64_t len) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* a = acc + i * len;
+    const float* g = grad + i * len;
+    if (allowed == nullptr) {
+      for (int64_t j = 0; j < len; ++j) {
+        a[j] += g[j];
+      }
+    } else {
+      for (int64_t j = 0; j < len; ++j) {
+        a[j] += allowed[j] ? g[j] : 0.0f;
+      }
+    }
+  }
+}
+
+// Everything one (batch, head) needs, for the forward and the backward pass.
+struct Problem {
+  at::Tensor query, key, value;  // (B, H, L, D)
+  at::Tensor bias;               // expanded to (Bb, Hb, Lq, Lk), last stride 1, or undefined
+  at::Tensor key_mask;           // (B, Lk) bool contiguous, or undefined
+  // (The autograd function's inputs: an empty tensor for no bias or no key mask.)
+  bool causal;
+  double scale;
+  chronos_mask::Draw draw;
+  double keep_scale;
+
+  int64_t heads() const { return query.size(1); }
+  int64_t q_len() const { return query.size(2); }
+  int64_t k_len() const { return key.size(2); }
+
+  // The weights softmax(scores) of (b, h) into `weights` (q_len, k_len), before dropout.
+  void weights(int64_t b, int64_t h, at::Tensor& scores, at::Tensor& weights) const {
+    at::mm_out(scores, query[b][h], key[b][h].t());
+    const int64_t lq = q_len(), lk = k_len();
+    float* s = scores.data_ptr<float>();
+    const float* bias_base = nullptr;
+    if (bias.defined()) {
+      bias_base = bias.const_data_ptr<float>() + (b % bias.size(0)) * bias.stride(0) +
+          (h % bias.size(1)) * bias.stride(1);
+    }
+    const bool* allowed = key_mask.defined() ? key_mask.const_data_ptr<bool>() + b * lk : nullptr;
+    for (int64_t i = 0; i < lq; ++i) {
+      const float* bias_row = bias_base == nullptr ? nullptr : bias_base + i * bias.stride(2);
+      finish_scores(s + i * lk, lk, static_cast<float>(scale), bias_row, allowed, causal ? i : -1);
+    }
+    at::_softmax_out(weights, scores, 1, false);
+  }
+
+  // The dropout mask of (b, h): elements of the (B, H, Lq, Lk) weights in order.
+  void mask(int64_t b, int64_t h, uint8_t* keep) const {
+    const int64_t n = q_len() * k_len();
+    chronos_mask::draw_mask(keep, (b * heads() + h) * n, n, draw);
+  }
+};
+
+struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
+  static at::Tensor forward(
+      AutogradContext* ctx,
+      const at::Tensor& query,
+      const at::Tensor& key,
+      const at::Tensor& value,
+      const at::Tensor& bias,
+      const at::Tensor& key_mask,
+      bool causal,
+      double scale,
+      double p) {
+    auto problem = make_problem(query, key, value, bias, key_mask, causal, scale, chronos_mask::next_draw(p), p);
+    const int64_t batch = query.size(0), heads = query.size(1);
+    const int64_t lq = problem.q_len(), lk = problem.k_len();
+    auto out = at::empty({batch, heads, lq, value.size(3)}, query.options());
+    at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+      auto scores = at::empty({lq, lk}, query.options());
+      auto weights = at::empty({lq, lk}, query.options());
+      auto keep = at::empty({lq * lk}, query.options().dtype(at::kByte));
+      for (int64_t index = begin; index < end; ++index) {
+        const int64_t b = index / heads, h = index % heads;
+        problem.weights(b, h, scores, weights);
+        problem.mask(b, h, keep.data_ptr<uint8_t>());
+        float* w = weights.data_ptr<float>();
+        chronos_mask::scale_kept(w, keep.data_ptr<uint8_t>(), w, lq * lk, static_cast<float>(problem.keep_scale));
+        auto out_bh = out[b][h];
+        at::mm_out(out_bh, weights, problem.value[b][h]);
+      }
+    });
+    ctx->save_for_backward({query, key, value, bias, key_mask});
+    ctx->saved_data["causal"] = causal;
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["key"] = static_cast<int64_t>(problem.draw.key);
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &query = saved[0], &key = saved[1], &value = saved[2];
+    const at::Tensor &bias = saved[3], &key_mask = saved[4];
+    auto problem = make_problem(
+        query,
+        key,
+        value,
+        bias,
+        key_mask,
+        ctx->saved_data["causal"].toBool(),
+        ctx->saved_data["scale"].toDouble(),
+        chronos_mask::draw_with_key(
+            static_cast<uint64_t>(ctx->saved_data["key"].toInt()), ctx->saved_data["p"].toDouble()),
+        ctx->saved_data["p"].toDouble());
+    const int64_t batch = query.size(0), heads = query.size(1);
+    const int64_t lq = problem.q_len(), lk = problem.k_len();
+    auto grad_out = grads[0].detach().contiguous();
+    auto grad_query = at::empty(query.sizes(), query.options());
+    auto grad_key = at::empty(key.sizes(), key.options());
+    auto grad_value = at::empty(value.sizes(), value.options());
+    const bool bias_grad = problem.bias.defined() && ctx->needs_input_grad(3);
+    // Per thread: the bias gradient of its (batch, head) pairs, summed afterwards.
+    at::Tensor bias_acc;
+    if (bias_grad) {
+      bias_acc = at::zeros(
+          {at::get_num_threads(), problem.bias.size(0), problem.bias.size(1), lq, lk}, query.options());
+    }
+    at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+      auto scores = at::empty({lq, lk}, query.options());
+      auto weights = at::empty({lq, lk}, query.options());
+      auto dropped = at::empty({lq, lk}, query.options());
+      auto grad_weights = at::empty({lq, lk}, query.options());
+      auto keep = at::empty({lq * lk}, query.options().dtype(at::kByte));
+      const auto keep_scale = static_cast<float>(problem.keep_scale);
+      for (int64_t index = begin; index < end; ++index) {
+        const int64_t b = index / heads, h = index % heads;
+        problem.weights(b, h, scores, weights);
+        problem.mask(b, h, keep.data_ptr<uint8_t>());
+        const uint8_t* k = keep.data_ptr<uint8_t>();
+        chronos_mask::scale_kept(weights.data_ptr<float>(), k, dropped.data_ptr<float>(), lq * lk, keep_scale);
+        auto grad_out_bh = grad_out[b][h];
+        auto grad_value_bh = grad_value[b][h];
+        at::mm_out(grad_value_bh, dropped.t(), grad_out_bh);
+        at::mm_out(grad_weights, grad_out_bh, problem.value[b][h].t());
+        float* gw = grad_weights.data_ptr<float>();
+        chronos_mask::scale_kept(gw, k, gw, lq * lk, keep_scale);
+        // Gradient of the scores (masked ones get 0: their weight is 0).
+        at::_softmax_backward_data_out(scores, grad_weights, weights, 1, at::kFloat);
+        if (bias_grad) {
+          auto acc = bias_acc[at::get_thread_num()][b % problem.bias.size(0)][h % problem.bias.size(1)];
+          const bool* allowed =
+              problem.key_mask.defined() ? problem.key_mask.const_data_ptr<bool>() + b * lk : nullptr;
+          accumulate(acc.data_ptr<float>(), scores.const_data_ptr<float>(), allowed, lq, lk);
+        }
+        if (problem.scale != 1.0) {
+          scores.mul_(problem.scale);
+        }
+        auto grad_query_bh = grad_query[b][h];
+        auto grad_key_bh = grad_key[b][h];
+        at::mm_out(grad_query_bh, scores, problem.key[b][h]);
+        at::mm_out(grad_key_bh, scores.t(), problem.query[b][h]);
+      }
+    });
+    at::Tensor grad_bias;
+    if (bias_grad) {
+      grad_bias = bias_acc.sum(0).sum_to_size(bias.sizes());
+    } else if (ctx->needs_input_grad(3)) {
+      grad_bias = at::zeros_like(bias);
+    }
+    return {grad_query, grad_key, grad_value, grad_bias, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+
+  static Problem make_problem(
+      const at::Tensor& query,
+      const at::Tensor& key,
+      const at::Tensor& value,
+      const at::Tensor& bias,
+      const at::Tensor& key_mask,
+      bool causal,
+      double scale,
+      chronos_mask::Draw draw,
+      double p) {
+    // Detached: the (batch, head) pieces are computed on libtorch's worker threads, which do
+    // not inherit the autograd function's dispatch state.
+    Problem problem{
+        query.detach(), key.detach(), value.detach(), at::Tensor(), at::Tensor(), causal, scale, draw, 1.0 / (1.0 - p)};
+    if (bias.numel() > 0) {
+      auto expanded = bias.detach().expand({bias.size(0), bias.size(1), query.size(2), key.size(2)});
+      problem.bias = expanded.stride(3) == 1 ? expanded : expanded.contiguous();
+    }
+    if (key_mask.numel() > 0) {
+      problem.key_mask = key_mask.contiguous();
+    }
+    return problem;
+  }
+};
+
+void check_inputs(
+    const at::Tensor& query,
+    const at::Tensor& key,
+    const at::Tensor& value,
+    const at::Tensor* bias,
+    const at::Tensor* key_mask,
+    double p) {
+  for (const at::Tensor* t : {&query, &key, &value}) {
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat && t->dim() == 4,
+                "attention: query, key and value must be 4-d float32 CPU tensors, got ", t->sizes(), " ", t->scalar_type());
+    TORCH_CHECK(t->stride(3) == 1, "attention: the last dimension must be contiguous");
+  }
+  TORCH_CHECK(key.sizes() == value.sizes() && key.size(0) == query.size(0) && key.size(1) == query.size(1) &&
+                  key.size(3) == query.size(3),
+              "attention: shapes do not match: query ", query.sizes(), ", key ", key.sizes(), ", value ", value.sizes());
+  if (bias != nullptr) {
+    TORCH_CHECK(bias->device().is_cpu() && bias->scalar_type() == at::kFloat && bias->dim() == 4,
+                "attention: bias must be a 4-d float32 CPU tensor, got ", bias->sizes());
+    TORCH_CHECK((bias->size(0) == 1 || bias->size(0) == query.size(0)) &&
+                    (bias->size(1) == 1 || bias->size(1) == query.size(1)) &&
+                    (bias->size(2) == 1 || bias->size(2) == query.size(2)) &&
+                    (bias->size(3) == 1 || bias->size(3) == key.size(2)),
+                "attention: bias ", bias->sizes(), " does not broadcast to the scores");
+  }
+  if (key_mask != nullptr) {
+    TORCH_CHECK(key_mask->scalar_type() == at::kBool && key_mask->dim() == 2 && key_mask->size(0) == query.size(0) &&
+                    key_mask->size(1) == key.size(2),
+                "attention: key_mask must be bool (batch, k_len), got ", key_mask->sizes());
+  }
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "attention: p must be in [0, 1), got ", p);
+}
+
+} // namespace
+
+extern "C" char* chronos_attention_dropout(
+    void* query,
+    void* key,
+    void* value,
+    void* bias,
+    void* key_mask,
+    int32_t causal,
+    double scale,
+    double p,
+    void** out) {
+  return chronos_shim::guarded([&] {
+    const auto& q = *static_cast<at::Tensor*>(query);
+    const auto& k = *static_cast<at::Tensor*>(key);
+    const auto& v = *static_cast<at::Tensor*>(value);
+    const auto* b = static_cast<at::Tensor*>(bias);
+    const auto* m = static_cast<at::Tensor*>(key_mask);
+    check_inputs(q, k, v, b, m, p);
+    TORCH_CHECK(!causal || q.size(2) == k.size(2), "attention: causal needs q_len == k_len");
+    // Autograd functions take no undefined tensors: an empty tensor stands for none.
+    auto none = [&](at::ScalarType type) { return at::empty({0}, q.options().dtype(type)); };
+    *out = new at::Tensor(AttentionDropout::apply(
+        q, k, v, b != nullptr ? *b : none(at::kFloat), m != nullptr ? *m : none(at::kBool), causal != 0, scale, p));
+  });
+}
