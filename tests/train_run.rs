@@ -302,20 +302,14 @@ fn check_tensorboard(run_dir: &Path, losses: &[f64]) {
         assert_eq!(n, losses.len(), "{tag}");
     }
 
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let Some(python) = venv_python_with("tensorboard") else {
+        eprintln!("TensorBoard check skipped: no .venv with tensorboard");
+        return;
+    };
     let script = "import sys\n\
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n\
         acc = EventAccumulator(sys.argv[1]); acc.Reload()\n\
         print(' '.join(f'{e.step}:{e.value!r}' for e in acc.Scalars('train/loss')))";
-    let has_tensorboard = python.is_file()
-        && std::process::Command::new(&python)
-            .args(["-c", "import tensorboard"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !has_tensorboard {
-        eprintln!("TensorBoard check skipped: no .venv with tensorboard");
-        return;
-    }
     let out = std::process::Command::new(&python)
         .args(["-c", script, run_dir.join("logs").to_str().unwrap()])
         .output()
@@ -335,20 +329,24 @@ fn check_tensorboard(run_dir: &Path, losses: &[f64]) {
     assert_eq!(read, expected, "TensorBoard's reader");
 }
 
+/// `.venv`'s Python when `module` imports there.
+fn venv_python_with(module: &str) -> Option<PathBuf> {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let imports = python.is_file()
+        && std::process::Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    imports.then_some(python)
+}
+
 /// When `.venv` has the Python `chronos` package: the checkpoint loads in
 /// `BaseChronosPipeline.from_pretrained` and predicts.
 fn python_loads(dir: &Path) {
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let has_chronos = python.is_file()
-        && std::process::Command::new(&python)
-            .args(["-c", "import chronos"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-    if !has_chronos {
+    let Some(python) = venv_python_with("chronos") else {
         eprintln!("python check skipped: no .venv with the chronos package");
         return;
-    }
+    };
     let script = "import sys, torch\nfrom chronos import BaseChronosPipeline\n\
                   p = BaseChronosPipeline.from_pretrained(sys.argv[1], device_map='cpu')\n\
                   q, m = p.predict_quantiles(torch.arange(32.0).unsqueeze(0), 8, [0.5])\n\
