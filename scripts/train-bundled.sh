@@ -3,7 +3,7 @@
 # data if it is not there yet, then trains with configs/train/chronos-bolt-2m.yaml.
 #
 #   scripts/train-bundled.sh [--device cpu|cuda] [--max-steps N] [--output-dir DIR] [--bin DIR]
-#                            [--datasets DIR]
+#                            [--datasets DIR] [--data-only]
 #
 # Without --max-steps, the config's max_steps (the value the bundled model was trained with).
 #
@@ -19,6 +19,7 @@ steps=()
 output_dir=/work/runs/chronos-bolt-2m
 bin=target/release
 datasets=../shared/datasets
+data_only=false
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --device) device=$2; shift 2 ;;
@@ -26,6 +27,7 @@ while [[ $# -gt 0 ]]; do
     --output-dir) output_dir=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --datasets) datasets=$2; shift 2 ;;
+    --data-only) data_only=true; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -41,6 +43,9 @@ if [[ ! -f data/bundled/kernelsynth.arrow ]]; then
   mv data/bundled/kernelsynth.arrow.tmp data/bundled/kernelsynth.arrow
 fi
 sha256sum data/bundled/history.arrow data/bundled/kernelsynth.arrow
+if $data_only; then
+  exit 0
+fi
 
 "$bin/train" --device "$device" --quiet --config configs/train/chronos-bolt-2m.yaml \
   "${steps[@]}" --output-dir "$output_dir"

@@ -177,8 +177,9 @@ fn shipped_configs_parse_and_validate() {
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let json = cfg.config_json().unwrap();
         assert!(json["chronos_config"].is_object(), "{}", file.display());
-        if file.ends_with("chronos-bolt-2m.yaml") {
-            continue; // the bundled model's own recipe, below
+        let name = file.file_name().unwrap().to_string_lossy();
+        if name.starts_with("chronos-bolt-2m") {
+            continue; // the bundled model's own recipes, below
         }
         // upstream's 200_000 (YAML 1.1) is an integer.
         assert_eq!(cfg.max_steps, 200_000, "{}", file.display());
@@ -198,6 +199,22 @@ fn shipped_configs_parse_and_validate() {
     recorded.output_dir = bundled.output_dir.clone();
     assert_eq!(bundled, recorded);
     assert_eq!(bundled.skip_constant_contexts, Some(true));
+
+    // Its CPU continuation: the same data and architecture, from the bundled checkpoint, in
+    // bf16 mixed precision.
+    let cpu = shipped_config("chronos-bolt-2m-cpu.yaml");
+    assert_eq!(cpu.training_data_paths, bundled.training_data_paths);
+    assert_eq!(cpu.probabilities(), bundled.probabilities());
+    assert_eq!(
+        (cpu.context_length, cpu.prediction_length, cpu.min_past),
+        (
+            bundled.context_length,
+            bundled.prediction_length,
+            bundled.min_past
+        )
+    );
+    assert_eq!(cpu.model_id, "models/chronos-bolt-2m");
+    assert!(!cpu.random_init && cpu.bf16 && cpu.max_scaled_target == Some(50.0));
 
     let large = shipped_config("chronos-t5-large.yaml");
     assert_eq!(
