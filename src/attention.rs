@@ -166,8 +166,8 @@ fn fused_dropout(
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: the handles are live `at::Tensor*` that the shim only reads (or NULL); on success
     // `out` is a new `at::Tensor*` whose ownership passes to the returned `Tensor`.
-    let error = unsafe {
-        chronos_attention_dropout(
+    unsafe {
+        let error = chronos_attention_dropout(
             handle(query),
             handle(key),
             handle(value),
@@ -177,12 +177,9 @@ fn fused_dropout(
             scale,
             dropout_p,
             &mut out,
-        )
-    };
-    if let Err(message) = crate::shim::check(error) {
-        panic!("{message}");
+        );
+        crate::shim::new_tensor(error, out, "scaled_dot_product")
     }
-    unsafe { Tensor::from_ptr(out as *mut torch_sys::C_tensor) }
 }
 
 /// Self-attention keys and values of the steps so far, in buffers preallocated for the

@@ -28,9 +28,8 @@ pub fn dropout(xs: &Tensor, p: f64, train: bool) -> Tensor {
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: `xs.as_ptr()` is a live `at::Tensor*` that the shim only reads; on success `out`
     // is a new `at::Tensor*` whose ownership passes to the returned `Tensor`.
-    let error = unsafe { chronos_dropout(xs.as_ptr() as *mut c_void, p, &mut out) };
-    if let Err(message) = crate::shim::check(error) {
-        panic!("dropout: {message}");
+    unsafe {
+        let error = chronos_dropout(xs.as_ptr() as *mut c_void, p, &mut out);
+        crate::shim::new_tensor(error, out, "dropout")
     }
-    unsafe { Tensor::from_ptr(out as *mut torch_sys::C_tensor) }
 }

@@ -7,6 +7,7 @@ use std::ffi::c_char;
 use tch::{Device, Kind};
 
 use crate::error::{ChronosError, Result};
+use crate::shim::check_as as check;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -23,11 +24,6 @@ extern "C" {
     ) -> *mut c_char;
     fn chronos_autocast_exit(cuda: i32, previous: AutocastState) -> *mut c_char;
     fn chronos_set_tf32(enabled: i32) -> *mut c_char;
-}
-
-fn check(error: *mut c_char, what: &str) -> Result<()> {
-    crate::shim::check(error)
-        .map_err(|message| ChronosError::InvalidInput(format!("{what}: {message}")))
 }
 
 /// Runs `f` with autocast to `dtype` (bfloat16 or float16) on `device`'s type, as

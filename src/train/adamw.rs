@@ -9,6 +9,7 @@ use std::ffi::{c_char, c_void};
 use tch::{Kind, Tensor};
 
 use crate::error::{ChronosError, Result};
+use crate::shim::check_as as check;
 
 extern "C" {
     fn chronos_adamw_step(
@@ -23,12 +24,6 @@ extern "C" {
         eps: f64,
     ) -> *mut c_char;
     fn chronos_clear_grads(params: *const *mut c_void, n: usize) -> *mut c_char;
-}
-
-/// The shim's result as this crate's error, prefixed with `what`.
-fn check(error: *mut c_char, what: &str) -> Result<()> {
-    crate::shim::check(error)
-        .map_err(|message| ChronosError::InvalidInput(format!("{what}: {message}")))
 }
 
 /// One parameter's state: its steps so far and, from its first step, the first and second
