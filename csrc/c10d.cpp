@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,21 @@ std::vector<at::Tensor> tensors_of(void* const* tensors, size_t n) {
   return out;
 }
 
+// Gloo collectives are started under this process-wide lock. Every start records into c10d's
+// FlightRecorder, a process-wide singleton that (torch 2.11) inserts a group into its
+// `all_pg_status_` map before taking its own mutex: two Gloo groups of one process (ranks as
+// threads, as the tests run them) starting their first collectives together corrupt the map
+// and crash. Starting Gloo work only queues it for the group's own threads, so the lock is held
+// briefly and never across a wait. NCCL is left out: its first collective creates the
+// communicator and blocks until every rank joins, which under a shared lock would deadlock
+// ranks that share a process; our NCCL ranks are one per process.
+std::mutex gloo_start_mutex;
+
+std::unique_lock<std::mutex> start_lock(const chronos_c10d_group* group) {
+  return group->device_index < 0 ? std::unique_lock<std::mutex>(gloo_start_mutex)
+                                 : std::unique_lock<std::mutex>();
+}
+
 // Starts one collective per tensor (start(list) on a one-tensor list), then waits for all.
 template <typename Start>
 void each_in_flight(
@@ -51,9 +67,12 @@ void each_in_flight(
   lists.reserve(tensors.size());
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   works.reserve(tensors.size());
-  for (auto& tensor : tensors) {
-    lists.push_back({tensor});
-    works.push_back(start(lists.back()));
+  {
+    auto lock = start_lock(group);
+    for (auto& tensor : tensors) {
+      lists.push_back({tensor});
+      works.push_back(start(lists.back()));
+    }
   }
   for (auto& work : works) {
     work->wait(group->timeout);
@@ -171,7 +190,12 @@ char* chronos_c10d_barrier(chronos_c10d_group* group) {
     if (group->device_index >= 0) {
       options.device_ids = {group->device_index};
     }
-    group->backend->barrier(options)->wait(group->timeout);
+    c10::intrusive_ptr<c10d::Work> work;
+    {
+      auto lock = start_lock(group);
+      work = group->backend->barrier(options);
+    }
+    work->wait(group->timeout);
   });
 }
 
