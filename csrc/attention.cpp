@@ -69,7 +69,6 @@ struct Problem {
   // (The autograd function's inputs: an empty tensor for no bias or no key mask.)
   bool causal;
   double scale;
-  chronos_mask::Draw draw;
   double keep_scale;
 
   int64_t heads() const { return query.size(1); }
@@ -95,7 +94,7 @@ struct Problem {
   }
 
   // The dropout mask of (b, h): elements of the (B, H, Lq, Lk) weights in order.
-  void mask(int64_t b, int64_t h, uint8_t* keep) const {
+  void mask(int64_t b, int64_t h, chronos_mask::Draw draw, uint8_t* keep) const {
     const int64_t n = q_len() * k_len();
     chronos_mask::draw_mask(keep, (b * heads() + h) * n, n, draw);
   }
@@ -112,36 +111,42 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
       bool causal,
       double scale,
       double p) {
-    auto problem = make_problem(query, key, value, bias, key_mask, causal, scale, chronos_mask::next_draw(p), p);
+    auto problem = make_problem(query, key, value, bias, key_mask, causal, scale, p);
+    const auto draw = chronos_mask::next_draw(p);
     const int64_t batch = query.size(0), heads = query.size(1);
     const int64_t lq = problem.q_len(), lk = problem.k_len();
     auto out = at::empty({batch, heads, lq, value.size(3)}, query.options());
+    // Kept for the backward pass: the weights before dropout and the dropout mask, (B, H, Lq, Lk)
+    // each (as much as PyTorch's unfused attention keeps, less its dropped copy of the weights).
+    auto weights = at::empty({batch, heads, lq, lk}, query.options());
+    auto keep = at::empty({batch, heads, lq, lk}, query.options().dtype(at::kByte));
     at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
       auto scores = at::empty({lq, lk}, query.options());
-      auto weights = at::empty({lq, lk}, query.options());
-      auto keep = at::empty({lq * lk}, query.options().dtype(at::kByte));
+      auto dropped = at::empty({lq, lk}, query.options());
       for (int64_t index = begin; index < end; ++index) {
         const int64_t b = index / heads, h = index % heads;
-        problem.weights(b, h, scores, weights);
-        problem.mask(b, h, keep.data_ptr<uint8_t>());
-        float* w = weights.data_ptr<float>();
-        chronos_mask::scale_kept(w, keep.data_ptr<uint8_t>(), w, lq * lk, static_cast<float>(problem.keep_scale));
+        auto weights_bh = weights[b][h];
+        problem.weights(b, h, scores, weights_bh);
+        uint8_t* k = keep[b][h].data_ptr<uint8_t>();
+        problem.mask(b, h, draw, k);
+        chronos_mask::scale_kept(
+            weights_bh.const_data_ptr<float>(), k, dropped.data_ptr<float>(), lq * lk,
+            static_cast<float>(problem.keep_scale));
         auto out_bh = out[b][h];
-        at::mm_out(out_bh, weights, problem.value[b][h]);
+        at::mm_out(out_bh, dropped, problem.value[b][h]);
       }
     });
-    ctx->save_for_backward({query, key, value, bias, key_mask});
+    ctx->save_for_backward({query, key, value, bias, key_mask, weights, keep});
     ctx->saved_data["causal"] = causal;
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["p"] = p;
-    ctx->saved_data["key"] = static_cast<int64_t>(problem.draw.key);
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor &query = saved[0], &key = saved[1], &value = saved[2];
-    const at::Tensor &bias = saved[3], &key_mask = saved[4];
+    const at::Tensor &bias = saved[3], &key_mask = saved[4], &weights = saved[5], &keep = saved[6];
     auto problem = make_problem(
         query,
         key,
@@ -150,8 +155,6 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
         key_mask,
         ctx->saved_data["causal"].toBool(),
         ctx->saved_data["scale"].toDouble(),
-        chronos_mask::draw_with_key(
-            static_cast<uint64_t>(ctx->saved_data["key"].toInt()), ctx->saved_data["p"].toDouble()),
         ctx->saved_data["p"].toDouble());
     const int64_t batch = query.size(0), heads = query.size(1);
     const int64_t lq = problem.q_len(), lk = problem.k_len();
@@ -168,17 +171,14 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
     }
     at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
       auto scores = at::empty({lq, lk}, query.options());
-      auto weights = at::empty({lq, lk}, query.options());
       auto dropped = at::empty({lq, lk}, query.options());
       auto grad_weights = at::empty({lq, lk}, query.options());
-      auto keep = at::empty({lq * lk}, query.options().dtype(at::kByte));
       const auto keep_scale = static_cast<float>(problem.keep_scale);
       for (int64_t index = begin; index < end; ++index) {
         const int64_t b = index / heads, h = index % heads;
-        problem.weights(b, h, scores, weights);
-        problem.mask(b, h, keep.data_ptr<uint8_t>());
-        const uint8_t* k = keep.data_ptr<uint8_t>();
-        chronos_mask::scale_kept(weights.data_ptr<float>(), k, dropped.data_ptr<float>(), lq * lk, keep_scale);
+        const auto weights_bh = weights[b][h];
+        const uint8_t* k = keep[b][h].const_data_ptr<uint8_t>();
+        chronos_mask::scale_kept(weights_bh.const_data_ptr<float>(), k, dropped.data_ptr<float>(), lq * lk, keep_scale);
         auto grad_out_bh = grad_out[b][h];
         auto grad_value_bh = grad_value[b][h];
         at::mm_out(grad_value_bh, dropped.t(), grad_out_bh);
@@ -186,7 +186,7 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
         float* gw = grad_weights.data_ptr<float>();
         chronos_mask::scale_kept(gw, k, gw, lq * lk, keep_scale);
         // Gradient of the scores (masked ones get 0: their weight is 0).
-        at::_softmax_backward_data_out(scores, grad_weights, weights, 1, at::kFloat);
+        at::_softmax_backward_data_out(scores, grad_weights, weights_bh, 1, at::kFloat);
         if (bias_grad) {
           auto acc = bias_acc[at::get_thread_num()][b % problem.bias.size(0)][h % problem.bias.size(1)];
           const bool* allowed =
@@ -219,12 +219,11 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
       const at::Tensor& key_mask,
       bool causal,
       double scale,
-      chronos_mask::Draw draw,
       double p) {
     // Detached: the (batch, head) pieces are computed on libtorch's worker threads, which do
     // not inherit the autograd function's dispatch state.
     Problem problem{
-        query.detach(), key.detach(), value.detach(), at::Tensor(), at::Tensor(), causal, scale, draw, 1.0 / (1.0 - p)};
+        query.detach(), key.detach(), value.detach(), at::Tensor(), at::Tensor(), causal, scale, 1.0 / (1.0 - p)};
     if (bias.numel() > 0) {
       auto expanded = bias.detach().expand({bias.size(0), bias.size(1), query.size(2), key.size(2)});
       problem.bias = expanded.stride(3) == 1 ? expanded : expanded.contiguous();

@@ -3,9 +3,9 @@
 //
 // libtorch's fused CPU attention has no dropout, and its unfused path writes every
 // (batch, head, q_len, k_len) tensor of the computation to memory and reads it back, forward and
-// backward. Here each (batch, head) is computed on its own, its scores staying in cache; the
-// backward pass computes the scores again and draws the same dropout mask again
-// (chronos_mask), so nothing of that size is stored.
+// backward. Here each (batch, head) is computed on its own, its scores staying in cache, and
+// only the weights before dropout and the 1-byte dropout mask (chronos_mask) are kept for the
+// backward pass: neither the scores nor the dropped weights are written out.
 //
 // Returns NULL on success or an error message allocated with malloc (free it with
 // chronos_shim_free_error, shim.h). Tensors are tch's `at::Tensor*` handles.

@@ -23,10 +23,7 @@ inline uint64_t splitmix64(uint64_t key, uint64_t counter) {
 Draw next_draw(double p) {
   auto generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
-  return draw_with_key(generator.get<at::CPUGeneratorImpl>()->random64(), p);
-}
-
-Draw draw_with_key(uint64_t key, double p) {
+  const uint64_t key = generator.get<at::CPUGeneratorImpl>()->random64();
   return Draw{key, static_cast<uint64_t>(std::llround(p * 4294967296.0))};
 }
 
