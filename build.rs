@@ -97,6 +97,7 @@ fn compile_shim(lib_dir: &Path, nccl_includes: Option<&[PathBuf]>) {
         .file("csrc/mask.cpp")
         .file("csrc/attention.cpp")
         .file("csrc/precision.cpp")
+        .file("csrc/threads.cpp")
         .file("csrc/shim.cpp");
     if let Some(dirs) = nccl_includes {
         build

@@ -129,6 +129,7 @@ impl Producer {
         let handle = std::thread::Builder::new()
             .name("chronos-train-data".into())
             .spawn(move || {
+                crate::runtime::serial_tensor_ops();
                 if let Err(e) = produce(&stats, &options, skip, &flag, &tx) {
                     let _ = tx.send(Err(e));
                 }
