@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# Data-parallel training on a GPU with NCCL, checked against the CPU (issue 7; not part of CI).
+# `train` on a GPU, checked against the CPU: data parallelism with NCCL (issue 7) and mixed
+# precision (bf16 autocast, TF32; issue 6). Not part of CI: for a session with a GPU.
 #
-#   scripts/gpu-distributed.sh BIN_DIR OUT_DIR
+#   scripts/gpu-check.sh BIN_DIR OUT_DIR
 #
 # BIN_DIR holds `train` and `kernel-synth` built elsewhere (`cargo build --release`, e.g.
 # target/release); OUT_DIR receives the runs, logs and `compare.txt`. Trains a tiny Chronos-Bolt
-# (random init, no dropout) for 30 steps on 64 KernelSynth series, four times:
+# (random init, no dropout, TF32 off unless said) for 30 steps on 64 KernelSynth series:
 #
 #   cuda-ddp   `--nproc 1 --device cuda`: one rank, ProcessGroupNCCL on cuda:0 (--check-sync 10)
 #   cuda       the same without --nproc (no process group)
+#   cuda-tf32  `--tf32 true`: TF32 matmuls
+#   cuda-bf16  `--bf16 true`: forward passes under bfloat16 autocast
 #   cpu-ddp    `--nproc 1 --device cpu`: one rank, ProcessGroupGloo
 #   cpu        the same without --nproc
+#   cpu-bf16   `--bf16 true` on the CPU
 #
 # and prints the logged losses and the largest |a - b| / (1 + |b|) over the final weights of
-# each pair. Expected: the one-rank runs equal the plain ones bit for bit on each device (the mean
-# over one rank is exact); CUDA vs CPU differ by float rounding only (about 1e-6, TF32 is off).
-# Without a GPU (no nvidia-smi, or GPU=0) only the CPU half runs. About 20 s on a GPU machine.
+# pairs of runs. Expected: the one-rank runs equal the plain ones bit for bit on each device (the
+# mean over one rank is exact); CUDA vs CPU in f32 differ by float rounding only (about 1e-6);
+# TF32 and bf16 differ from f32 (so they took effect) by far less than training moves the
+# weights, and bf16 on CUDA is near bf16 on the CPU. Then it times chronos-t5-tiny
+# (configs/train/chronos-t5-tiny.yaml, batch 32, context 512) for 60 steps on CUDA in f32,
+# TF32 and bf16. Without a GPU (no nvidia-smi, or GPU=0) only the CPU runs happen. About a
+# minute on a GPU machine.
 #
 # libtorch: LD_LIBRARY_PATH as set by the caller, else the lib folder of $PYTHON's torch.
 # The weights are compared with $PYTHON (default python3) and torch when they import, else only
@@ -25,6 +33,7 @@ if [ $# -ne 2 ]; then
   echo "usage: $0 BIN_DIR OUT_DIR" >&2
   exit 2
 fi
+here=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(cd "$1" && pwd)
 mkdir -p "$2"
 out=$(cd "$2" && pwd)
@@ -60,6 +69,7 @@ learning_rate: 0.001
 shuffle_buffer_length: 100
 seed: 3
 random_init: true
+tf32: false
 input_patch_size: 8
 input_patch_stride: 8
 # levels q with 16 q never an integer: no exactly cancelling pinball gradients, whose rounding
@@ -68,23 +78,34 @@ quantiles: [0.1234, 0.4321, 0.8765]
 model_config: {d_model: 32, d_ff: 64, d_kv: 16, num_heads: 2, num_layers: 1, num_decoder_layers: 1, dropout_rate: 0.0}
 EOF
 
-run() { # NAME TRAIN-OPTIONS...
+run() { # NAME [TRAIN-FLAGS...] [-- CONFIG-OVERRIDES...]
   local name=$1
   shift
+  local flags=() overrides=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    flags+=("$1")
+    shift
+  done
+  [ $# -gt 0 ] && shift
+  overrides=("$@")
   rm -rf "$name"
-  echo "== $name: train $*"
+  echo "== $name: train ${flags[*]} ${overrides[*]}"
   local start=$SECONDS
-  timeout 120 "$bin/train" --quiet "$@" --config tiny.yaml --output-dir "$name" 2>&1 | tee "$name.log"
+  timeout 120 "$bin/train" --quiet "${flags[@]}" --config tiny.yaml --output-dir "$name" \
+    "${overrides[@]}" 2>&1 | tee "$name.log"
   echo "($name: $((SECONDS - start)) s)"
 }
-runs=(cpu-ddp cpu)
+runs=(cpu-ddp cpu cpu-bf16)
 if [ "$gpu" = 1 ]; then
   run cuda-ddp --device cuda --check-sync 10 --nproc 1
   run cuda --device cuda
-  runs=(cuda-ddp cuda cpu-ddp cpu)
+  run cuda-tf32 --device cuda -- --tf32 true
+  run cuda-bf16 --device cuda -- --bf16 true
+  runs=(cuda-ddp cuda cuda-tf32 cuda-bf16 "${runs[@]}")
 fi
 run cpu-ddp --device cpu --threads 4 --check-sync 10 --nproc 1
 run cpu --device cpu --threads 4
+run cpu-bf16 --device cpu --threads 4 -- --bf16 true
 
 {
   echo "== losses (metrics.jsonl, every 5 steps)"
@@ -113,7 +134,10 @@ def weights(name):
     return out
 
 runs = {name: weights(name) for name in sys.argv[1:]}
-pairs = [("cuda-ddp", "cuda"), ("cpu-ddp", "cpu"), ("cuda-ddp", "cpu-ddp"), ("cuda", "cpu")]
+pairs = [
+    ("cuda-ddp", "cuda"), ("cpu-ddp", "cpu"), ("cuda-ddp", "cpu-ddp"), ("cuda", "cpu"),
+    ("cuda-tf32", "cuda"), ("cuda-bf16", "cuda"), ("cpu-bf16", "cpu"), ("cuda-bf16", "cpu-bf16"),
+]
 for a, b in pairs:
     if a not in runs or b not in runs:
         continue
@@ -125,3 +149,29 @@ for a, b in pairs:
 PY
   fi
 } | tee compare.txt
+
+if [ "$gpu" = 1 ]; then
+  "$bin/kernel-synth" --num-series 512 --length 1024 --seed 2 --threads 4 --output t5.arrow >/dev/null
+  {
+    echo "== chronos-t5-tiny on CUDA, 60 steps of 32 windows: steps/s over steps 11-60"
+    for precision in f32 tf32 bf16; do
+      name=t5-$precision
+      rm -rf "$name"
+      flags=(--tf32 false)
+      [ "$precision" = tf32 ] && flags=(--tf32 true)
+      [ "$precision" = bf16 ] && flags=(--tf32 false --bf16 true)
+      timeout 300 "$bin/train" --quiet --device cuda \
+        --config "$here/configs/train/chronos-t5-tiny.yaml" --training-data-paths "[\"$out/t5.arrow\"]" --probability '[1.0]' \
+        --max-steps 60 --log-steps 10 --save-steps 1000 --output-dir "$name" "${flags[@]}" \
+        > "$name.log" 2>&1
+      "$python" - "$name/run-0/metrics.jsonl" "$precision" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+rows = [r for r in rows if "loss" in r]
+first, last = rows[0], rows[-1]
+rate = (last["step"] - first["step"]) / (last["elapsed_s"] - first["elapsed_s"])
+print(f"{sys.argv[2]:>5}: {rate:.2f} steps/s, loss {first['loss']:.4f} -> {last['loss']:.4f}")
+PY
+    done
+  } | tee -a compare.txt
+fi
