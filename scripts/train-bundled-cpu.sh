@@ -20,6 +20,7 @@ done
 
 data=/work/runs/bundled
 run=/work/runs/chronos-bolt-2m/cpu/run-0
+STAGE1_COMMIT=f5c61b6
 mkdir -p "$data"
 for name in history kernelsynth; do
   if [[ ! -f "$data/$name.arrow" ]]; then
@@ -34,5 +35,13 @@ sha256sum "$data/history.arrow" "$data/kernelsynth.arrow"
 if [[ -d "$run" ]]; then
   exec "$bin/train" --quiet --resume "$run"
 fi
+# Stage 1's weights: models/chronos-bolt-2m as committed by the GPU session, before stage 2
+# replaced them.
+stage1=/work/runs/chronos-bolt-2m/stage1-weights
+mkdir -p "$stage1"
+for name in config.json model.safetensors; do
+  git show "$STAGE1_COMMIT:models/chronos-bolt-2m/$name" > "$stage1/$name"
+done
 exec "$bin/train" --quiet --config configs/train/chronos-bolt-2m-cpu.yaml \
-  --training-data-paths "[\"$data/history.arrow\", \"$data/kernelsynth.arrow\"]"
+  --training-data-paths "[\"$data/history.arrow\", \"$data/kernelsynth.arrow\"]" \
+  --model-id "$stage1"

@@ -78,8 +78,8 @@ extern "C" {
 /// than the CPU. libtorch has no fused CPU kernel with dropout: training with dropout on the CPU
 /// goes through the C++ shim's (`csrc/attention.cpp`) for float32, one (batch, head) at a time
 /// with the scores in cache (it keeps the weights and the mask for the backward pass), and is
-/// written out as
-/// transformers' eager attention otherwise (bfloat16 autocast), with [`dropout`] on the weights.
+/// written out as transformers' eager attention otherwise (bfloat16 autocast), with [`dropout`]
+/// on the weights.
 /// Both draw the mask of [`dropout`] over the weights, and neither checks for rows whose keys
 /// are all masked, which then attend uniformly as in transformers.
 #[allow(clippy::too_many_arguments)]
