@@ -42,21 +42,17 @@ void finish_scores(float* row, int64_t len, float scale, const float* bias, cons
   }
 }
 
-// acc[i * len + j] += grad[i * len + j] where allowed[j] (allowed may be NULL: everywhere), for
-// i < rows: a masked key's score does not depend on the bias.
+// acc[j] += grad[j] where allowed[j] (allowed may be NULL: everywhere): a masked score does not
+// depend on the bias.
 CHRONOS_MULTIVERSION
-void accumulate(float* acc, const float* grad, const bool* allowed, int64_t rows, int64_t len) {
-  for (int64_t i = 0; i < rows; ++i) {
-    float* a = acc + i * len;
-    const float* g = grad + i * len;
-    if (allowed == nullptr) {
-      for (int64_t j = 0; j < len; ++j) {
-        a[j] += g[j];
-      }
-    } else {
-      for (int64_t j = 0; j < len; ++j) {
-        a[j] += allowed[j] ? g[j] : 0.0f;
-      }
+void accumulate(float* acc, const float* grad, const bool* allowed, int64_t len) {
+  if (allowed == nullptr) {
+    for (int64_t j = 0; j < len; ++j) {
+      acc[j] += grad[j];
+    }
+  } else {
+    for (int64_t j = 0; j < len; ++j) {
+      acc[j] += allowed[j] ? grad[j] : 0.0f;
     }
   }
 }
@@ -65,8 +61,8 @@ void accumulate(float* acc, const float* grad, const bool* allowed, int64_t rows
 struct Problem {
   at::Tensor query, key, value;  // (B, H, L, D)
   at::Tensor bias;               // expanded to (Bb, Hb, Lq, Lk), last stride 1, or undefined
-  at::Tensor key_mask;           // (B, Lk) bool contiguous, or undefined
-  // (The autograd function's inputs: an empty tensor for no bias or no key mask.)
+  at::Tensor allowed;            // bool expanded to (Ab, Ah, Lq, Lk), last stride 1, or undefined
+  // (The autograd function's inputs: an empty tensor for no bias or no mask.)
   bool causal;
   double scale;
   double keep_scale;
@@ -74,6 +70,15 @@ struct Problem {
   int64_t heads() const { return query.size(1); }
   int64_t q_len() const { return query.size(2); }
   int64_t k_len() const { return key.size(2); }
+
+  // Row i of (b, h)'s allowed keys, or NULL for all.
+  const bool* allowed_row(int64_t b, int64_t h, int64_t i) const {
+    if (!allowed.defined()) {
+      return nullptr;
+    }
+    return allowed.const_data_ptr<bool>() + (b % allowed.size(0)) * allowed.stride(0) +
+        (h % allowed.size(1)) * allowed.stride(1) + i * allowed.stride(2);
+  }
 
   // The weights softmax(scores) of (b, h) into `weights` (q_len, k_len), before dropout.
   void weights(int64_t b, int64_t h, at::Tensor& scores, at::Tensor& weights) const {
@@ -85,10 +90,9 @@ struct Problem {
       bias_base = bias.const_data_ptr<float>() + (b % bias.size(0)) * bias.stride(0) +
           (h % bias.size(1)) * bias.stride(1);
     }
-    const bool* allowed = key_mask.defined() ? key_mask.const_data_ptr<bool>() + b * lk : nullptr;
     for (int64_t i = 0; i < lq; ++i) {
       const float* bias_row = bias_base == nullptr ? nullptr : bias_base + i * bias.stride(2);
-      finish_scores(s + i * lk, lk, static_cast<float>(scale), bias_row, allowed, causal ? i : -1);
+      finish_scores(s + i * lk, lk, static_cast<float>(scale), bias_row, allowed_row(b, h, i), causal ? i : -1);
     }
     at::_softmax_out(weights, scores, 1, false);
   }
@@ -107,11 +111,11 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
       const at::Tensor& key,
       const at::Tensor& value,
       const at::Tensor& bias,
-      const at::Tensor& key_mask,
+      const at::Tensor& allowed,
       bool causal,
       double scale,
       double p) {
-    auto problem = make_problem(query, key, value, bias, key_mask, causal, scale, p);
+    auto problem = make_problem(query, key, value, bias, allowed, causal, scale, p);
     const auto draw = chronos_mask::next_draw(p);
     const int64_t batch = query.size(0), heads = query.size(1);
     const int64_t lq = problem.q_len(), lk = problem.k_len();
@@ -136,7 +140,7 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
         at::mm_out(out_bh, dropped, problem.value[b][h]);
       }
     });
-    ctx->save_for_backward({query, key, value, bias, key_mask, weights, keep});
+    ctx->save_for_backward({query, key, value, bias, allowed, weights, keep});
     ctx->saved_data["causal"] = causal;
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["p"] = p;
@@ -146,13 +150,13 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor &query = saved[0], &key = saved[1], &value = saved[2];
-    const at::Tensor &bias = saved[3], &key_mask = saved[4], &weights = saved[5], &keep = saved[6];
+    const at::Tensor &bias = saved[3], &allowed = saved[4], &weights = saved[5], &keep = saved[6];
     auto problem = make_problem(
         query,
         key,
         value,
         bias,
-        key_mask,
+        allowed,
         ctx->saved_data["causal"].toBool(),
         ctx->saved_data["scale"].toDouble(),
         ctx->saved_data["p"].toDouble());
@@ -189,9 +193,11 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
         at::_softmax_backward_data_out(scores, grad_weights, weights_bh, 1, at::kFloat);
         if (bias_grad) {
           auto acc = bias_acc[at::get_thread_num()][b % problem.bias.size(0)][h % problem.bias.size(1)];
-          const bool* allowed =
-              problem.key_mask.defined() ? problem.key_mask.const_data_ptr<bool>() + b * lk : nullptr;
-          accumulate(acc.data_ptr<float>(), scores.const_data_ptr<float>(), allowed, lq, lk);
+          float* a = acc.data_ptr<float>();
+          const float* g = scores.const_data_ptr<float>();
+          for (int64_t i = 0; i < lq; ++i) {
+            accumulate(a + i * lk, g + i * lk, problem.allowed_row(b, h, i), lk);
+          }
         }
         if (problem.scale != 1.0) {
           scores.mul_(problem.scale);
@@ -216,7 +222,7 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
       const at::Tensor& key,
       const at::Tensor& value,
       const at::Tensor& bias,
-      const at::Tensor& key_mask,
+      const at::Tensor& allowed,
       bool causal,
       double scale,
       double p) {
@@ -228,8 +234,9 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
       auto expanded = bias.detach().expand({bias.size(0), bias.size(1), query.size(2), key.size(2)});
       problem.bias = expanded.stride(3) == 1 ? expanded : expanded.contiguous();
     }
-    if (key_mask.numel() > 0) {
-      problem.key_mask = key_mask.contiguous();
+    if (allowed.numel() > 0) {
+      auto expanded = allowed.expand({allowed.size(0), allowed.size(1), query.size(2), key.size(2)});
+      problem.allowed = expanded.stride(3) == 1 ? expanded : expanded.contiguous();
     }
     return problem;
   }
@@ -240,7 +247,7 @@ void check_inputs(
     const at::Tensor& key,
     const at::Tensor& value,
     const at::Tensor* bias,
-    const at::Tensor* key_mask,
+    const at::Tensor* allowed,
     double p) {
   for (const at::Tensor* t : {&query, &key, &value}) {
     TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat && t->dim() == 4,
@@ -250,20 +257,19 @@ void check_inputs(
   TORCH_CHECK(key.sizes() == value.sizes() && key.size(0) == query.size(0) && key.size(1) == query.size(1) &&
                   key.size(3) == query.size(3),
               "attention: shapes do not match: query ", query.sizes(), ", key ", key.sizes(), ", value ", value.sizes());
-  if (bias != nullptr) {
-    TORCH_CHECK(bias->device().is_cpu() && bias->scalar_type() == at::kFloat && bias->dim() == 4,
-                "attention: bias must be a 4-d float32 CPU tensor, got ", bias->sizes());
-    TORCH_CHECK((bias->size(0) == 1 || bias->size(0) == query.size(0)) &&
-                    (bias->size(1) == 1 || bias->size(1) == query.size(1)) &&
-                    (bias->size(2) == 1 || bias->size(2) == query.size(2)) &&
-                    (bias->size(3) == 1 || bias->size(3) == key.size(2)),
-                "attention: bias ", bias->sizes(), " does not broadcast to the scores");
-  }
-  if (key_mask != nullptr) {
-    TORCH_CHECK(key_mask->scalar_type() == at::kBool && key_mask->dim() == 2 && key_mask->size(0) == query.size(0) &&
-                    key_mask->size(1) == key.size(2),
-                "attention: key_mask must be bool (batch, k_len), got ", key_mask->sizes());
-  }
+  // bias and allowed: 4-d CPU tensors of `type` that broadcast to the scores (B, H, Lq, Lk).
+  auto check_scores_like = [&](const at::Tensor* t, at::ScalarType type, const char* name) {
+    if (t == nullptr) {
+      return;
+    }
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == type && t->dim() == 4,
+                "attention: ", name, " must be a 4-d ", type, " CPU tensor, got ", t->sizes(), " ", t->scalar_type());
+    TORCH_CHECK((t->size(0) == 1 || t->size(0) == query.size(0)) && (t->size(1) == 1 || t->size(1) == query.size(1)) &&
+                    (t->size(2) == 1 || t->size(2) == query.size(2)) && (t->size(3) == 1 || t->size(3) == key.size(2)),
+                "attention: ", name, " ", t->sizes(), " does not broadcast to the scores");
+  };
+  check_scores_like(bias, at::kFloat, "bias");
+  check_scores_like(allowed, at::kBool, "allowed");
   TORCH_CHECK(p >= 0.0 && p < 1.0, "attention: p must be in [0, 1), got ", p);
 }
 
@@ -274,7 +280,7 @@ extern "C" char* chronos_attention_dropout(
     void* key,
     void* value,
     void* bias,
-    void* key_mask,
+    void* allowed,
     int32_t causal,
     double scale,
     double p,
@@ -284,7 +290,7 @@ extern "C" char* chronos_attention_dropout(
     const auto& k = *static_cast<at::Tensor*>(key);
     const auto& v = *static_cast<at::Tensor*>(value);
     const auto* b = static_cast<at::Tensor*>(bias);
-    const auto* m = static_cast<at::Tensor*>(key_mask);
+    const auto* m = static_cast<at::Tensor*>(allowed);
     check_inputs(q, k, v, b, m, p);
     TORCH_CHECK(!causal || q.size(2) == k.size(2), "attention: causal needs q_len == k_len");
     // Autograd functions take no undefined tensors: an empty tensor stands for none.

@@ -20,8 +20,9 @@ extern "C" {
 // *out = a new handle to softmax(query · keyᵀ · scale + bias, masked) with dropout p on the
 // weights, times value: (batch, heads, q_len, d). query (batch, heads, q_len, d), key and value
 // (batch, heads, k_len, d), all float32 CPU; bias (optional, NULL): float32 broadcastable to
-// (batch, heads, q_len, k_len), differentiable; key_mask (optional): bool (batch, k_len), true
-// where a key may be attended; causal: query i attends keys 0..=i. Masked scores are float32's
+// (batch, heads, q_len, k_len), differentiable; allowed (optional): bool broadcastable to
+// (batch, heads, q_len, k_len), true where a query may attend a key; causal: query i attends
+// keys 0..=i. Masked scores are float32's
 // lowest value (a row with every key masked attends uniformly). Differentiable in query, key,
 // value and bias. The mask is drawn as chronos_dropout's over the (batch, heads, q_len, k_len)
 // weights.
@@ -30,7 +31,7 @@ char* chronos_attention_dropout(
     void* key,
     void* value,
     void* bias,
-    void* key_mask,
+    void* allowed,
     int32_t causal,
     double scale,
     double p,

@@ -62,7 +62,7 @@ extern "C" {
         key: *mut c_void,
         value: *mut c_void,
         bias: *mut c_void,
-        key_mask: *mut c_void,
+        allowed: *mut c_void,
         causal: i32,
         scale: f64,
         p: f64,
@@ -149,19 +149,17 @@ fn fused_dropout(
     scale: f64,
 ) -> Tensor {
     let handle = |t: &Tensor| t.as_ptr() as *mut c_void;
-    let (mut bias, mut keys, mut causal) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
-    let allowed_bias;
+    let (mut bias, mut allowed, mut causal) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
+    let key_rows;
     match mask {
         Mask::None => {}
         Mask::Bias(b) => bias = handle(b),
-        Mask::BiasKeys { bias: b, keys: k } => (bias, keys) = (handle(b), handle(k)),
-        Mask::Allowed(allowed) => {
-            allowed_bias = allowed
-                .zeros_like()
-                .to_kind(Kind::Float)
-                .masked_fill(&allowed.logical_not(), finfo_min(Kind::Float));
-            bias = handle(&allowed_bias);
+        Mask::BiasKeys { bias: b, keys } => {
+            let (rows, len) = keys.size2().expect("keys is (batch, k_len)");
+            key_rows = keys.view([rows, 1, 1, len]);
+            (bias, allowed) = (handle(b), handle(&key_rows));
         }
+        Mask::Allowed(a) => allowed = handle(a),
         Mask::Causal => causal = 1,
     }
     let mut out: *mut c_void = std::ptr::null_mut();
@@ -173,7 +171,7 @@ fn fused_dropout(
             handle(key),
             handle(value),
             bias,
-            keys,
+            allowed,
             causal,
             scale,
             dropout_p,
