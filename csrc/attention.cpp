@@ -17,8 +17,6 @@ using torch::autograd::variable_list;
 
 constexpr float kMasked = std::numeric_limits<float>::lowest();
 
-#define CHRONOS_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-
 // row[j] = row[j] * scale + bias[j] (bias may be NULL), then kMasked where !allowed[j]
 // (allowed may be NULL) or j > last (causal; last < 0: none).
 CHRONOS_MULTIVERSION

@@ -6,6 +6,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "shim.h"
+
 namespace chronos_mask {
 
 namespace {
@@ -27,9 +29,8 @@ Draw next_draw(double p) {
   return Draw{key, static_cast<uint64_t>(std::llround(p * 4294967296.0))};
 }
 
-// The hot loops, compiled for AVX-512 and AVX2 besides the baseline and chosen at load time
-// (GCC's function multiversioning): the baseline has no vector 64-bit multiply.
-#define CHRONOS_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+// The hot loops are multiversioned (CHRONOS_MULTIVERSION, shim.h): the baseline has no vector
+// 64-bit multiply.
 
 CHRONOS_MULTIVERSION
 void draw_mask(uint8_t* keep, int64_t first, int64_t count, Draw draw) {

@@ -1,6 +1,7 @@
-// The shim's error convention, shared by its C APIs (chronos_c10d.h, chronos_optim.h): a
-// function returns NULL on success or an error message allocated with malloc, which the caller
-// frees with chronos_shim_free_error; C++ exceptions never cross the C boundary.
+// What the shim's C++ files share: the error convention of its C APIs (chronos_c10d.h,
+// chronos_optim.h, ...), where a function returns NULL on success or an error message allocated
+// with malloc, which the caller frees with chronos_shim_free_error (C++ exceptions never cross
+// the C boundary), and the multiversioning of hot loops.
 #pragma once
 
 #include <exception>
@@ -8,6 +9,10 @@
 #include <c10/util/Exception.h>
 
 extern "C" void chronos_shim_free_error(char* error);
+
+// For the shim's hot loops: compiled for AVX-512 and AVX2 besides the baseline, one chosen at
+// load time (GCC's function multiversioning).
+#define CHRONOS_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 
 namespace chronos_shim {
 
