@@ -149,5 +149,6 @@ fn bundled_model_beats_seasonal_naive_and_reproduces_its_model_card() {
     }
     let scores = relative_scores(&ours, &baseline).unwrap();
     assert_eq!(scores.datasets, 11);
+    assert!(scores.mase < 1.0, "aggregate relative MASE {}", scores.mase);
     assert!(scores.wql < 1.0, "aggregate relative WQL {}", scores.wql);
 }

@@ -186,18 +186,18 @@ fn shipped_configs_parse_and_validate() {
         assert_eq!(cfg.probabilities(), vec![0.9, 0.1]);
     }
 
-    // The bundled model's recipe: what its checkpoint's training_info.json records.
+    // The bundled model's two stages: what their training_info.json files record.
+    let recorded = |path: &str| -> TrainConfig {
+        let info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root().join(path)).unwrap()).unwrap();
+        serde_json::from_value(info["training_config"].clone()).unwrap()
+    };
     let bundled = shipped_config("chronos-bolt-2m.yaml");
-    let info: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("models/chronos-bolt-2m/training_info.json")).unwrap(),
-    )
-    .unwrap();
-    let mut recorded: TrainConfig =
-        serde_json::from_value(info["training_config"].clone()).unwrap();
+    let mut stage1 = recorded("models/chronos-bolt-2m/training/stage1/training_info.json");
     // The GPU session wrote into its own /tmp (scripts/gpu-train-bundled.sh --output-dir).
-    assert_eq!(recorded.output_dir, Path::new("/tmp/run"));
-    recorded.output_dir = bundled.output_dir.clone();
-    assert_eq!(bundled, recorded);
+    assert_eq!(stage1.output_dir, Path::new("/tmp/run"));
+    stage1.output_dir = bundled.output_dir.clone();
+    assert_eq!(bundled, stage1);
     assert_eq!(bundled.skip_constant_contexts, Some(true));
 
     // Its CPU continuation: the same data and architecture, from the bundled checkpoint, in
@@ -215,6 +215,17 @@ fn shipped_configs_parse_and_validate() {
     );
     assert_eq!(cpu.model_id, "models/chronos-bolt-2m");
     assert!(!cpu.random_init && cpu.bf16 && cpu.max_scaled_target == Some(50.0));
+    // Stage 2 ran on copies of the data outside the work tree (scripts/train-bundled-cpu.sh).
+    let mut stage2 = recorded("models/chronos-bolt-2m/training_info.json");
+    assert_eq!(
+        stage2.training_data_paths,
+        [
+            Path::new("/work/runs/bundled/history.arrow"),
+            Path::new("/work/runs/bundled/kernelsynth.arrow")
+        ]
+    );
+    stage2.training_data_paths = cpu.training_data_paths.clone();
+    assert_eq!(cpu, stage2);
 
     let large = shipped_config("chronos-t5-large.yaml");
     assert_eq!(
