@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The GPU session that trained models/chronos-bolt-2m, with binaries built on another machine
-# (`cargo build --release --bins`) and carried: checks CUDA inference against the CPU, measures
-# the training speed on 300 steps, then trains for as many steps as fit in TRAIN_SECONDS with
-# scripts/train-bundled.sh, and copies the result to OUT.
+# The GPU session that trained stage 1 of models/chronos-bolt-2m, with binaries built on another
+# machine (`cargo build --release --bins`) and carried: checks CUDA inference against the CPU,
+# measures the training speed on 300 steps, then trains for as many steps as fit in
+# TRAIN_SECONDS with scripts/train-bundled.sh, and copies the result to OUT.
 #
 #   OUT=/some/dir TRAIN_SECONDS=280 scripts/gpu-train-bundled.sh
 #

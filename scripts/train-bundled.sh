@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduces the bundled model models/chronos-bolt-2m (see its README.md): makes the training
-# data if it is not there yet, then trains with configs/train/chronos-bolt-2m.yaml.
+# Reproduces stage 1 of the bundled model models/chronos-bolt-2m (see its README.md): makes the
+# training data if it is not there yet, then trains with configs/train/chronos-bolt-2m.yaml.
+# Stage 2 continues from its weights: scripts/train-bundled-cpu.sh.
 #
 #   scripts/train-bundled.sh [--device cpu|cuda] [--max-steps N] [--output-dir DIR] [--bin DIR]
 #                            [--datasets DIR] [--data-only]
