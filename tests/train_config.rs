@@ -200,8 +200,8 @@ fn shipped_configs_parse_and_validate() {
     assert_eq!(bundled, stage1);
     assert_eq!(bundled.skip_constant_contexts, Some(true));
 
-    // Its CPU continuation: the same data and architecture, from the bundled checkpoint, in
-    // bf16 mixed precision.
+    // Stage 2, its CPU continuation: the same data and architecture, from stage 1's checkpoint
+    // (then in models/chronos-bolt-2m), in bf16 mixed precision.
     let cpu = shipped_config("chronos-bolt-2m-cpu.yaml");
     assert_eq!(cpu.training_data_paths, bundled.training_data_paths);
     assert_eq!(cpu.probabilities(), bundled.probabilities());
