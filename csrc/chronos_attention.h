@@ -22,10 +22,9 @@ extern "C" {
 // (batch, heads, k_len, d), all float32 CPU; bias (optional, NULL): float32 broadcastable to
 // (batch, heads, q_len, k_len), differentiable; allowed (optional): bool broadcastable to
 // (batch, heads, q_len, k_len), true where a query may attend a key; causal: query i attends
-// keys 0..=i. Masked scores are float32's
-// lowest value (a row with every key masked attends uniformly). Differentiable in query, key,
-// value and bias. The mask is drawn as chronos_dropout's over the (batch, heads, q_len, k_len)
-// weights.
+// keys 0..=i. Masked scores are float32's lowest value (a row with every key masked attends
+// uniformly). Differentiable in query, key, value and bias. The mask is drawn as
+// chronos_dropout's over the (batch, heads, q_len, k_len) weights.
 char* chronos_attention_dropout(
     void* query,
     void* key,

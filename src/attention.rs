@@ -51,8 +51,13 @@ pub enum Mask<'a> {
 /// `bias` `(1|batch, heads, q_len, k_len)` where `keys` `(batch, k_len)` is true, else
 /// [`finfo_min`]: `(batch, heads, q_len, k_len)`.
 pub fn masked_bias(bias: &Tensor, keys: &Tensor) -> Tensor {
-    let (b, k) = keys.size2().expect("keys is (batch, k_len)");
-    bias.where_scalarother(&keys.view([b, 1, 1, k]), finfo_min(bias.kind()))
+    bias.where_scalarother(&key_rows(keys), finfo_min(bias.kind()))
+}
+
+/// `keys` `(batch, k_len)` as a view broadcastable to the scores: `(batch, 1, 1, k_len)`.
+fn key_rows(keys: &Tensor) -> Tensor {
+    let (batch, len) = keys.size2().expect("keys is (batch, k_len)");
+    keys.view([batch, 1, 1, len])
 }
 
 extern "C" {
@@ -150,14 +155,13 @@ fn fused_dropout(
 ) -> Tensor {
     let handle = |t: &Tensor| t.as_ptr() as *mut c_void;
     let (mut bias, mut allowed, mut causal) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
-    let key_rows;
+    let keys_4d;
     match mask {
         Mask::None => {}
         Mask::Bias(b) => bias = handle(b),
         Mask::BiasKeys { bias: b, keys } => {
-            let (rows, len) = keys.size2().expect("keys is (batch, k_len)");
-            key_rows = keys.view([rows, 1, 1, len]);
-            (bias, allowed) = (handle(b), handle(&key_rows));
+            keys_4d = key_rows(keys);
+            (bias, allowed) = (handle(b), handle(&keys_4d));
         }
         Mask::Allowed(a) => allowed = handle(a),
         Mask::Causal => causal = 1,
