@@ -20,14 +20,12 @@
 # pairs of runs. Expected: the one-rank runs equal the plain ones bit for bit on each device (the
 # mean over one rank is exact); CUDA vs CPU in f32 differ by float rounding only (about 1e-6);
 # TF32 and bf16 differ from f32 (so they took effect) by far less than training moves the
-# weights, and bf16 on CUDA is near bf16 on the CPU. Then it times chronos-t5-tiny
-# (configs/train/chronos-t5-tiny.yaml, batch 32, context 512) for 60 steps on CUDA in f32,
-# TF32 and bf16. Without a GPU (no nvidia-smi, or GPU=0) only the CPU runs happen. About a
-# minute on a GPU machine.
+# weights, and bf16 on CUDA is near bf16 on the CPU. Without a GPU (no nvidia-smi, or GPU=0)
+# only the CPU runs happen. About a minute on a GPU machine. Speed on a GPU, against upstream's
+# HF Trainer: scripts/gpu-bench-train.sh.
 #
-# libtorch: LD_LIBRARY_PATH as set by the caller, else the lib folder of $PYTHON's torch.
-# The weights are compared with $PYTHON (default python3) and torch when they import, else only
-# the losses are printed.
+# libtorch: that of $PYTHON (scripts/torch-env.sh). The weights are compared with $PYTHON
+# (default python3) and torch when they import, else only the losses are printed.
 set -euo pipefail
 if [ $# -ne 2 ]; then
   echo "usage: $0 BIN_DIR OUT_DIR" >&2
@@ -37,15 +35,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(cd "$1" && pwd)
 mkdir -p "$2"
 out=$(cd "$2" && pwd)
-python=${PYTHON:-python3}
-have_torch=0
-if "$python" -c 'import torch' 2>/dev/null; then
-  have_torch=1
-  if [ -z "${LD_LIBRARY_PATH:-}" ]; then
-    LD_LIBRARY_PATH=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-    export LD_LIBRARY_PATH
-  fi
-fi
+# shellcheck source=scripts/torch-env.sh
+. "$here/scripts/torch-env.sh"
 gpu=${GPU:-1}
 if [ "$gpu" = 1 ] && ! nvidia-smi -L 2>/dev/null; then
   gpu=0
@@ -149,29 +140,3 @@ for a, b in pairs:
 PY
   fi
 } | tee compare.txt
-
-if [ "$gpu" = 1 ]; then
-  "$bin/kernel-synth" --num-series 512 --length 1024 --seed 2 --threads 4 --output t5.arrow >/dev/null
-  {
-    echo "== chronos-t5-tiny on CUDA, 60 steps of 32 windows: steps/s over steps 11-60"
-    for precision in f32 tf32 bf16; do
-      name=t5-$precision
-      rm -rf "$name"
-      flags=(--tf32 false)
-      [ "$precision" = tf32 ] && flags=(--tf32 true)
-      [ "$precision" = bf16 ] && flags=(--tf32 false --bf16 true)
-      timeout 300 "$bin/train" --quiet --device cuda \
-        --config "$here/configs/train/chronos-t5-tiny.yaml" --training-data-paths "[\"$out/t5.arrow\"]" --probability '[1.0]' \
-        --max-steps 60 --log-steps 10 --save-steps 1000 --output-dir "$name" "${flags[@]}" \
-        > "$name.log" 2>&1
-      "$python" - "$name/run-0/metrics.jsonl" "$precision" <<'PY'
-import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1])]
-rows = [r for r in rows if "loss" in r]
-first, last = rows[0], rows[-1]
-rate = (last["step"] - first["step"]) / (last["elapsed_s"] - first["elapsed_s"])
-print(f"{sys.argv[2]:>5}: {rate:.2f} steps/s, loss {first['loss']:.4f} -> {last['loss']:.4f}")
-PY
-    done
-  } | tee -a compare.txt
-fi
