@@ -14,18 +14,10 @@
 #
 # Needs a GPU, and for the Python side a $PYTHON (default python3) that imports torch 2.11,
 # chronos and transformers (`scripts/setup.sh --reference`, or PYTHONPATH); without them only
-# Rust runs. libtorch: that of $PYTHON (scripts/torch-env.sh). Two minutes or so.
+# Rust runs. libtorch: that of $PYTHON (scripts/binaries-env.sh). Two minutes or so.
 set -euo pipefail
-if [ $# -ne 2 ]; then
-  echo "usage: $0 BIN_DIR OUT_DIR" >&2
-  exit 2
-fi
-here=$(cd "$(dirname "$0")/.." && pwd)
-bin=$(cd "$1" && pwd)
-mkdir -p "$2"
-out=$(cd "$2" && pwd)
-# shellcheck source=scripts/torch-env.sh
-. "$here/scripts/torch-env.sh"
+# shellcheck source=scripts/binaries-env.sh
+. "$(dirname "$0")/binaries-env.sh"
 steps=${STEPS:-180}
 warmup=${WARMUP:-20}
 if [ $((steps % 10)) -ne 0 ] || [ $((warmup % 10)) -ne 0 ] || [ "$warmup" -lt 10 ]; then

@@ -24,19 +24,11 @@
 # only the CPU runs happen. About a minute on a GPU machine. Speed on a GPU, against upstream's
 # HF Trainer: scripts/gpu-bench-train.sh.
 #
-# libtorch: that of $PYTHON (scripts/torch-env.sh). The weights are compared with $PYTHON
+# libtorch: that of $PYTHON (scripts/binaries-env.sh). The weights are compared with $PYTHON
 # (default python3) and torch when they import, else only the losses are printed.
 set -euo pipefail
-if [ $# -ne 2 ]; then
-  echo "usage: $0 BIN_DIR OUT_DIR" >&2
-  exit 2
-fi
-here=$(cd "$(dirname "$0")/.." && pwd)
-bin=$(cd "$1" && pwd)
-mkdir -p "$2"
-out=$(cd "$2" && pwd)
-# shellcheck source=scripts/torch-env.sh
-. "$here/scripts/torch-env.sh"
+# shellcheck source=scripts/binaries-env.sh
+. "$(dirname "$0")/binaries-env.sh"
 gpu=${GPU:-1}
 if [ "$gpu" = 1 ] && ! nvidia-smi -L 2>/dev/null; then
   gpu=0
