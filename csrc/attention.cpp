@@ -69,28 +69,27 @@ struct Problem {
   int64_t q_len() const { return query.size(2); }
   int64_t k_len() const { return key.size(2); }
 
-  // Row i of (b, h)'s allowed keys, or NULL for all.
-  const bool* allowed_row(int64_t b, int64_t h, int64_t i) const {
-    if (!allowed.defined()) {
+  // Row i of (b, h) in `t`, `bias` or `allowed` (broadcast over batch and heads), or NULL when
+  // `t` is undefined.
+  template <typename T>
+  static const T* row(const at::Tensor& t, int64_t b, int64_t h, int64_t i) {
+    if (!t.defined()) {
       return nullptr;
     }
-    return allowed.const_data_ptr<bool>() + (b % allowed.size(0)) * allowed.stride(0) +
-        (h % allowed.size(1)) * allowed.stride(1) + i * allowed.stride(2);
+    return t.const_data_ptr<T>() + (b % t.size(0)) * t.stride(0) + (h % t.size(1)) * t.stride(1) + i * t.stride(2);
   }
+
+  // Row i of (b, h)'s allowed keys, or NULL for all.
+  const bool* allowed_row(int64_t b, int64_t h, int64_t i) const { return row<bool>(allowed, b, h, i); }
 
   // The weights softmax(scores) of (b, h) into `weights` (q_len, k_len), before dropout.
   void weights(int64_t b, int64_t h, at::Tensor& scores, at::Tensor& weights) const {
     at::mm_out(scores, query[b][h], key[b][h].t());
     const int64_t lq = q_len(), lk = k_len();
     float* s = scores.data_ptr<float>();
-    const float* bias_base = nullptr;
-    if (bias.defined()) {
-      bias_base = bias.const_data_ptr<float>() + (b % bias.size(0)) * bias.stride(0) +
-          (h % bias.size(1)) * bias.stride(1);
-    }
     for (int64_t i = 0; i < lq; ++i) {
-      const float* bias_row = bias_base == nullptr ? nullptr : bias_base + i * bias.stride(2);
-      finish_scores(s + i * lk, lk, static_cast<float>(scale), bias_row, allowed_row(b, h, i), causal ? i : -1);
+      finish_scores(
+          s + i * lk, lk, static_cast<float>(scale), row<float>(bias, b, h, i), allowed_row(b, h, i), causal ? i : -1);
     }
     at::_softmax_out(weights, scores, 1, false);
   }
@@ -228,14 +227,16 @@ struct AttentionDropout : public torch::autograd::Function<AttentionDropout> {
     // not inherit the autograd function's dispatch state.
     Problem problem{
         query.detach(), key.detach(), value.detach(), at::Tensor(), at::Tensor(), causal, scale, 1.0 / (1.0 - p)};
-    if (bias.numel() > 0) {
-      auto expanded = bias.detach().expand({bias.size(0), bias.size(1), query.size(2), key.size(2)});
-      problem.bias = expanded.stride(3) == 1 ? expanded : expanded.contiguous();
-    }
-    if (allowed.numel() > 0) {
-      auto expanded = allowed.expand({allowed.size(0), allowed.size(1), query.size(2), key.size(2)});
-      problem.allowed = expanded.stride(3) == 1 ? expanded : expanded.contiguous();
-    }
+    // (Bt, Ht, *, *) expanded to (Bt, Ht, Lq, Lk) with a last stride of 1; undefined if empty.
+    auto over_scores = [&](const at::Tensor& t) {
+      if (t.numel() == 0) {
+        return at::Tensor();
+      }
+      auto expanded = t.detach().expand({t.size(0), t.size(1), query.size(2), key.size(2)});
+      return expanded.stride(3) == 1 ? expanded : expanded.contiguous();
+    };
+    problem.bias = over_scores(bias);
+    problem.allowed = over_scores(allowed);
     return problem;
   }
 };
