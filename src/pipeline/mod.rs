@@ -4,6 +4,7 @@
 
 mod bolt;
 mod chronos;
+mod chronos2_task;
 
 use tch::{Device, Kind, Tensor};
 
@@ -13,6 +14,7 @@ use crate::sampling::SamplingConfig;
 
 pub use bolt::BoltPipeline;
 pub use chronos::{impute_last_value, Backbone, ChronosPipeline};
+pub use chronos2_task::Chronos2Task;
 
 /// Compute dtype of a loaded model (independent of the checkpoint's storage dtype).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
