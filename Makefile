@@ -35,6 +35,7 @@ fixtures: setup-reference
 	.venv/bin/python fixtures/generate.py
 	.venv/bin/python fixtures/generate_t5.py
 	.venv/bin/python fixtures/generate_gpt2.py
+	.venv/bin/python fixtures/generate_chronos2.py
 	.venv/bin/python fixtures/eval.py
 	.venv/bin/python fixtures/kernel_synth.py
 	.venv/bin/python fixtures/generate_train.py

@@ -854,7 +854,7 @@ fn generated_checkpoints_load_as_their_pipeline() {
     let dir = zero_checkpoint(&t5);
     match Pipeline::load(dir.path().to_str().unwrap(), Dtype::F32, Device::Cpu).unwrap() {
         Pipeline::Chronos(p) => assert_eq!((p.prediction_length(), p.config.n_tokens), (12, 64)),
-        Pipeline::Bolt(_) => panic!("a T5 config loaded as Bolt"),
+        _ => panic!("a T5 config loaded as another family"),
     }
 
     let bolt = with_data(&format!(
@@ -868,7 +868,7 @@ fn generated_checkpoints_load_as_their_pipeline() {
                 (64, &[0.1, 0.5, 0.9][..])
             )
         }
-        Pipeline::Chronos(_) => panic!("a Bolt config loaded as ChronosPipeline"),
+        _ => panic!("a Bolt config loaded as another family"),
     }
 }
 
