@@ -1,15 +1,17 @@
 //! Long-format time-series tables, as used by upstream's `predict_df`.
 //!
 //! A long-format table has one row per observation with an id column, a timestamp column and a
-//! numeric target column (other columns are ignored). [`read_long`] groups rows into
-//! [`Series`] (first-appearance order of ids, sorted by timestamp within each id),
-//! [`common_freq`] infers the shared pandas frequency, [`future_timestamps`] extends each series
-//! and [`write_forecasts`] writes the forecast table (`id, timestamp, target_name, predictions,
+//! numeric target column. [`read_long`] groups rows into [`Series`] (first-appearance order of
+//! ids, sorted by timestamp within each id; other columns are ignored), [`common_freq`] infers
+//! the shared pandas frequency, [`future_timestamps`] extends each series and
+//! [`write_forecasts`] writes the forecast table (`id, timestamp, target_name, predictions,
 //! <quantile levels>...`) as CSV or Parquet.
 
+mod cells;
 mod freq;
 mod gluonts;
 mod long;
+mod table;
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +25,8 @@ pub use gluonts::{
     read_gluonts, GluonEntry, GluonReader, GluonWriteOptions, GluonWriter, IpcCompression,
     IpcFormat,
 };
-pub use long::{common_freq, read_long, write_forecasts, ForecastTable};
+pub use long::{common_freq, read_long, write_forecasts, ForecastTable, Forecasts};
+pub use table::column_names;
 
 /// Names of the id, timestamp and target columns of a long-format table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +189,8 @@ pub enum DataError {
         id: String,
         timestamp: NaiveDateTime,
     },
+    #[error("{}: column '{column}' appears more than once in the header", path.display())]
+    DuplicateColumn { path: PathBuf, column: String },
     #[error("{}: row {row}: column '{column}' {problem}", path.display())]
     BadEntry {
         path: PathBuf,
