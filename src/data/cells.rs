@@ -26,6 +26,17 @@ pub(super) fn parse_number(s: &str) -> Option<f64> {
     s.parse().ok()
 }
 
+/// A boolean as pandas' C parser reads one: `true` or `false` in any case, nothing around it.
+pub(super) fn parse_bool(s: &str) -> Option<bool> {
+    if s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Parses `YYYY-MM-DD` (or `YYYY/MM/DD`), optionally followed by `T` or a space and
 /// `HH:MM[:SS[.fraction]]` and an ignored `Z` / `±HH[:MM]` suffix. Fractions beyond nanoseconds
 /// are truncated.

@@ -455,6 +455,16 @@ impl Table<'_> {
         &self.order[self.starts[g]..self.starts[g + 1]]
     }
 
+    /// The kept column `name`.
+    pub fn column(&self, name: &str) -> Option<&RawColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// `values` (one per file row) in grouped order.
+    pub fn grouped<T: Copy>(&self, values: &[T]) -> Vec<T> {
+        self.order.iter().map(|&r| values[r]).collect()
+    }
+
     /// A numeric column (a target) per file row: CSV text parsed as pandas does (empty fields
     /// and NA tokens are `NaN`), or a Parquet integer, float, decimal, boolean or null column
     /// (nulls are `NaN`). Errors name the `role`, the column and, for text, the row and series.
