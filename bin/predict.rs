@@ -1,5 +1,7 @@
 //! `predict`: forecasts every series of a long-format CSV/Parquet table with a Chronos model and
-//! writes the forecasts in long format (as upstream `predict_df`).
+//! writes the forecasts in long format (as upstream `predict_df`). Chronos-Bolt and Chronos-T5
+//! forecast one target column; Chronos-2 forecasts one or more, with every other column of the
+//! table as a covariate and the covariates known over the horizon in a `--future` table.
 
 use std::path::PathBuf;
 
@@ -45,12 +47,25 @@ struct Args {
     id_column: String,
     #[arg(long, default_value = "timestamp")]
     timestamp_column: String,
-    #[arg(long, default_value = "target")]
-    target: String,
+    /// Target column(s), comma-separated (several: Chronos-2 only, forecast jointly).
+    #[arg(long, value_delimiter = ',', default_value = "target")]
+    target: Vec<String>,
+    /// Chronos-2: table of known-future covariates (.csv or .parquet): id, timestamp and
+    /// covariate columns of the input table, exactly `--prediction-length` rows per series at
+    /// the steps after the series' last timestamp. The input's other columns are past-only.
+    #[arg(long, value_name = "FILE")]
+    future: Option<PathBuf>,
+    /// Chronos-2: let all series of a batch attend to each other (upstream `cross_learning`).
+    #[arg(long)]
+    cross_learning: bool,
+    /// Chronos-2: context kept per series (default and maximum: the model's).
+    #[arg(long)]
+    context_length: Option<i64>,
     /// Frequency of the timestamps (pandas alias, e.g. h, D, W-SUN, MS); inferred when absent.
     #[arg(long)]
     freq: Option<String>,
-    /// Series per forward pass.
+    /// Series per forward pass (Chronos-2: rows, i.e. targets and covariates, per forward pass;
+    /// a series is never split).
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
     #[command(flatten)]
@@ -86,26 +101,10 @@ fn main() -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let (dtype, device) = args.runtime.apply()?;
-    let columns = Columns {
-        id: args.id_column.clone(),
-        timestamp: args.timestamp_column.clone(),
-        target: args.target.clone(),
-    };
-    let series = data::read_long(&args.input, &columns)?;
-    let freq: Freq = match &args.freq {
-        Some(f) => f.parse()?,
-        None => data::common_freq(&series).with_context(|| {
-            format!(
-                "{}: cannot infer the frequency (pass --freq)",
-                args.input.display()
-            )
-        })?,
-    };
-
     if args.plot.is_some() && args.plot_series == 0 {
         bail!("--plot-series must be at least 1");
     }
+    let (dtype, device) = args.runtime.apply()?;
     let pipeline = Pipeline::load(&args.model, dtype, device)?;
     if args.model == bundled::NAME {
         eprintln!(
@@ -114,20 +113,51 @@ fn main() -> Result<()> {
             bundled::RECOMMENDED_HUB_MODEL
         );
     }
-    let sampling = sampling_overrides(&args, &pipeline)?;
+    predict_one_target(&args, &pipeline)
+}
+
+/// Chronos-Bolt and Chronos-T5: one target, covariate columns ignored.
+fn predict_one_target(args: &Args, pipeline: &Pipeline) -> Result<()> {
+    let family = match pipeline {
+        Pipeline::Bolt(_) => "Chronos-Bolt",
+        Pipeline::Chronos(_) => "Chronos-T5",
+    };
+    let chronos2_only = [
+        ("--future", args.future.is_some()),
+        ("--target with several columns", args.target.len() > 1),
+        ("--cross-learning", args.cross_learning),
+        ("--context-length", args.context_length.is_some()),
+    ];
+    if let Some((flag, _)) = chronos2_only.iter().find(|(_, set)| *set) {
+        bail!(
+            "{flag} applies to Chronos-2 models; {} is a {family} model, which forecasts one target without covariates",
+            args.model
+        );
+    }
+    let target = &args.target[0];
+    let columns = Columns {
+        id: args.id_column.clone(),
+        timestamp: args.timestamp_column.clone(),
+        target: target.clone(),
+    };
+    let series = data::read_long(&args.input, &columns)?;
+    let ignored: Vec<String> = data::column_names(&args.input)?
+        .into_iter()
+        .filter(|c| ![&columns.id, &columns.timestamp, target].contains(&c))
+        .collect();
+    if !ignored.is_empty() {
+        eprintln!(
+            "note: {}: columns {} are ignored ({family} models take no covariates; Chronos-2 models do)",
+            args.input.display(),
+            ignored.join(", ")
+        );
+    }
+    let freq = frequency(args, || data::common_freq(&series))?;
+    let sampling = sampling_overrides(args, pipeline)?;
     if let Some(seed) = args.seed {
         tch::manual_seed(seed);
     }
-    let horizon = args
-        .prediction_length
-        .unwrap_or(pipeline.prediction_length());
-    if horizon > pipeline.prediction_length() && !args.limit_prediction_length {
-        eprintln!(
-            "warning: prediction length {horizon} exceeds the model's {}; quality may degrade",
-            pipeline.prediction_length()
-        );
-    }
-
+    let horizon = horizon(args, pipeline.prediction_length())?;
     let progress = ProgressBar::new(series.len() as u64).with_style(
         ProgressStyle::with_template(
             "{bar:40} {pos}/{len} series [{elapsed_precise} < {eta_precise}]",
@@ -177,7 +207,7 @@ fn main() -> Result<()> {
         &series,
         &freq,
         horizon as usize,
-        &args.target,
+        target,
         points,
         &args.quantiles,
         quantiles,
@@ -194,6 +224,33 @@ fn main() -> Result<()> {
         eprintln!("drew {} forecast(s) in {}", plotted.len(), path.display());
     }
     Ok(())
+}
+
+/// `--freq`, or the frequency `infer` finds in the input.
+fn frequency(args: &Args, infer: impl FnOnce() -> Result<Freq, data::DataError>) -> Result<Freq> {
+    Ok(match &args.freq {
+        Some(f) => f.parse()?,
+        None => infer().with_context(|| {
+            format!(
+                "{}: cannot infer the frequency (pass --freq)",
+                args.input.display()
+            )
+        })?,
+    })
+}
+
+/// `--prediction-length` (default: the model's), warning when it exceeds the model's.
+fn horizon(args: &Args, model: i64) -> Result<i64> {
+    let horizon = args.prediction_length.unwrap_or(model);
+    if horizon <= 0 {
+        bail!("--prediction-length must be positive, got {horizon}");
+    }
+    if horizon > model && !args.limit_prediction_length {
+        eprintln!(
+            "warning: prediction length {horizon} exceeds the model's {model}; quality may degrade"
+        );
+    }
+    Ok(horizon)
 }
 
 /// Draws `forecasts[i]` (`(horizon, levels)` row-major) of `series[i]`.

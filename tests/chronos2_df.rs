@@ -15,8 +15,8 @@ use parquet::arrow::ArrowWriter;
 use tch::Tensor;
 
 use chronos::data::{
-    read_frame, Categorical, CategoryKind, Chronos2Inputs, CovariateValues, DataError, Frame,
-    FrameColumns,
+    read_frame, write_forecasts, Categorical, CategoryKind, Chronos2Inputs, CovariateValues,
+    DataError, ForecastTable, Forecasts, Frame, FrameColumns,
 };
 use common::root;
 
@@ -476,4 +476,103 @@ fn bad_past_tables_are_errors_naming_the_culprit() {
     let err = read(&twice, &["target"]);
     assert!(matches!(err, DataError::DuplicateColumn { .. }), "{err}");
     assert_names(&err, &["twice.csv", "'x'"]);
+}
+
+#[test]
+fn forecasts_of_several_targets_are_ordered_series_target_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.csv");
+    let t = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
+    let last = vec![
+        ("b".to_string(), t("2024-01-01 05:00")),
+        ("a".to_string(), t("2024-01-02 00:00")),
+    ];
+    let forecasts = Forecasts {
+        target_names: strings(&["sales", "returns"]),
+        horizon: 2,
+        // [series][target][step]
+        predictions: (0..8).map(|v| v as f32).collect(),
+        quantile_levels: &[0.5],
+        quantiles: (0..8).map(|v| v as f32 + 0.5).collect(),
+    };
+    let freq: chronos::data::Freq = "h".parse().unwrap();
+    let table = ForecastTable::with_targets(last, &freq, forecasts).unwrap();
+    let cols = chronos::data::Columns {
+        id: "series".into(),
+        timestamp: "day".into(),
+        target: "sales".into(),
+    };
+    write_forecasts(&path, &cols, &table).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "series,day,target_name,predictions,0.5\n\
+         b,2024-01-01 06:00:00,sales,0,0.5\n\
+         b,2024-01-01 07:00:00,sales,1,1.5\n\
+         b,2024-01-01 06:00:00,returns,2,2.5\n\
+         b,2024-01-01 07:00:00,returns,3,3.5\n\
+         a,2024-01-02 01:00:00,sales,4,4.5\n\
+         a,2024-01-02 02:00:00,sales,5,5.5\n\
+         a,2024-01-02 01:00:00,returns,6,6.5\n\
+         a,2024-01-02 02:00:00,returns,7,7.5\n"
+    );
+}
+
+// ---------------------------------------------------------------- the predict binary
+
+fn predict(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_predict"))
+        .args(args)
+        .args(["--threads", "1"])
+        .output()
+        .expect("run predict")
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn bolt_ignores_covariates_and_rejects_chronos2_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let model = root().join("fixtures/bolt/models/bolt-reg");
+    let input = df_dir().join("input_covariates.csv");
+    let future = df_dir().join("future_covariates.csv");
+    let base = [
+        "--model",
+        path_str(&model),
+        "--input",
+        path_str(&input),
+        "--output",
+        path_str(&out),
+        "--prediction-length",
+        "6",
+    ];
+    let ok = predict(&base);
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(ok.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("ignored").count(),
+        1,
+        "one note on the covariates: {stderr}"
+    );
+    assert!(stderr.contains("promo, price, weather, open"), "{stderr}");
+    let rows = std::fs::read_to_string(&out).unwrap().lines().count();
+    assert_eq!(rows, 1 + 3 * 6);
+
+    for (extra, flag) in [
+        (vec!["--future", path_str(&future)], "--future"),
+        (vec!["--target", "target,price"], "--target"),
+        (vec!["--cross-learning"], "--cross-learning"),
+        (vec!["--context-length", "16"], "--context-length"),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra).collect();
+        let result = predict(&args);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains("Chronos-2"),
+            "{flag}: {stderr}"
+        );
+    }
 }
