@@ -306,9 +306,9 @@ fn sampling_overrides(args: &Args, pipeline: &Pipeline) -> Result<Option<Samplin
         ("--seed", args.seed.is_some()),
     ];
     match pipeline {
-        Pipeline::Bolt(_) => {
+        Pipeline::Bolt(_) | Pipeline::Chronos2(_) => {
             if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
-                bail!("{flag} applies to Chronos-T5 models; {} is a Chronos-Bolt model, which predicts quantiles directly without sampling", args.model);
+                bail!("{flag} applies to Chronos-T5 models; {} predicts quantiles directly without sampling", args.model);
             }
             Ok(None)
         }

@@ -24,7 +24,7 @@ pub struct ResidualBlock {
 }
 
 impl ResidualBlock {
-    fn new(
+    pub(crate) fn new(
         p: nn::Path,
         in_dim: i64,
         h_dim: i64,
@@ -81,6 +81,38 @@ impl LocScale {
     pub fn denormalize(&self, xs: &Tensor) -> Tensor {
         xs * &self.scale + &self.loc
     }
+
+    /// [`LocScale::normalize`], then `arcsinh` when `arcsinh` (Chronos-2's `use_arcsinh`).
+    pub fn transform(&self, xs: &Tensor, arcsinh: bool) -> Tensor {
+        let normed = self.normalize(xs);
+        if arcsinh {
+            normed.arcsinh()
+        } else {
+            normed
+        }
+    }
+
+    /// The inverse of [`LocScale::transform`]: `sinh` when `arcsinh`, then [`LocScale::denormalize`].
+    pub fn inverse(&self, xs: &Tensor, arcsinh: bool) -> Tensor {
+        if arcsinh {
+            self.denormalize(&xs.sinh())
+        } else {
+            self.denormalize(xs)
+        }
+    }
+}
+
+/// `(batch, len)` → `(batch, patches, size)` with the given stride, left-padding with `pad` to
+/// whole patches (upstream `Patch`).
+pub(crate) fn patch(xs: &Tensor, size: i64, stride: i64, pad: f64) -> Tensor {
+    let (b, len) = xs.size2().expect("patch takes (batch, len)");
+    let xs = if len % size != 0 {
+        let padding = Tensor::full([b, size - len % size], pad, (xs.kind(), xs.device()));
+        Tensor::cat(&[padding, xs.shallow_clone()], -1)
+    } else {
+        xs.shallow_clone()
+    };
+    xs.unfold(-1, size, stride)
 }
 
 /// What the encoder produces for a batch of contexts.
@@ -159,15 +191,12 @@ impl ChronosBolt {
 
     /// `(batch, len)` → `(batch, patches, patch_size)`, left-padding with `pad` to whole patches.
     fn patch(&self, xs: &Tensor, pad: f64) -> Tensor {
-        let size = self.chronos.input_patch_size;
-        let (b, len) = xs.size2().unwrap();
-        let xs = if len % size != 0 {
-            let padding = Tensor::full([b, size - len % size], pad, (xs.kind(), xs.device()));
-            Tensor::cat(&[padding, xs.shallow_clone()], -1)
-        } else {
-            xs.shallow_clone()
-        };
-        xs.unfold(-1, size, self.chronos.input_patch_stride)
+        patch(
+            xs,
+            self.chronos.input_patch_size,
+            self.chronos.input_patch_stride,
+            pad,
+        )
     }
 
     /// Encodes `context` `(batch, len)` f32 on the model's device, NaN = missing; only the last

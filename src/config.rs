@@ -415,3 +415,75 @@ impl ChronosBoltConfig {
         Ok(())
     }
 }
+
+/// `chronos_config` of a Chronos-2 checkpoint (upstream `Chronos2ForecastingConfig`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Chronos2Config {
+    pub context_length: i64,
+    pub output_patch_size: i64,
+    pub input_patch_size: i64,
+    pub input_patch_stride: i64,
+    pub quantiles: Vec<f64>,
+    #[serde(default)]
+    pub use_reg_token: bool,
+    #[serde(default)]
+    pub use_arcsinh: bool,
+    #[serde(default = "default_max_output_patches")]
+    pub max_output_patches: i64,
+    /// Divisor of the time encodings; `context_length` when absent, as upstream.
+    #[serde(default)]
+    pub time_encoding_scale: Option<i64>,
+}
+
+fn default_max_output_patches() -> i64 {
+    1
+}
+
+impl Chronos2Config {
+    /// The divisor of the time encodings.
+    pub fn time_encoding_scale(&self) -> i64 {
+        self.time_encoding_scale.unwrap_or(self.context_length)
+    }
+
+    /// Steps forecast by one forward pass (`max_output_patches * output_patch_size`).
+    pub fn prediction_length(&self) -> i64 {
+        self.max_output_patches * self.output_patch_size
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (key, value) in [
+            ("context_length", self.context_length),
+            ("output_patch_size", self.output_patch_size),
+            ("input_patch_size", self.input_patch_size),
+            ("input_patch_stride", self.input_patch_stride),
+            ("max_output_patches", self.max_output_patches),
+            ("time_encoding_scale", self.time_encoding_scale()),
+        ] {
+            if value <= 0 {
+                return Err(format!(
+                    "chronos_config.{key} must be positive, got {value}"
+                ));
+            }
+        }
+        if self.input_patch_size != self.output_patch_size {
+            return Err(format!(
+                "chronos_config.input_patch_size ({}) and output_patch_size ({}) must be equal",
+                self.input_patch_size, self.output_patch_size
+            ));
+        }
+        if self.quantiles.is_empty() || self.quantiles.iter().any(|q| !(*q > 0.0 && *q < 1.0)) {
+            return Err(format!(
+                "chronos_config.quantiles must be non-empty levels in (0, 1), got {:?}",
+                self.quantiles
+            ));
+        }
+        if self.quantiles.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "chronos_config.quantiles must be increasing, got {:?}",
+                self.quantiles
+            ));
+        }
+        Ok(())
+    }
+}

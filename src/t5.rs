@@ -131,7 +131,7 @@ pub struct Attention {
 }
 
 impl Attention {
-    fn new(p: nn::Path, cfg: &T5Config, relative_bias: Option<bool>) -> Self {
+    pub(crate) fn new(p: nn::Path, cfg: &T5Config, relative_bias: Option<bool>) -> Self {
         let inner = cfg.num_heads * cfg.d_kv;
         Attention {
             q: linear_no_bias(&p / "q", cfg.d_model, inner),
@@ -149,13 +149,13 @@ impl Attention {
     }
 
     /// Stacks the projection weights for inference (see [`Stack::pack_for_inference`]).
-    fn pack(&mut self) {
+    pub(crate) fn pack(&mut self) {
         let (q, k, v) = (&self.q.ws, &self.k.ws, &self.v.ws);
         self.packed = Some((Tensor::cat(&[q, k, v], 0), Tensor::cat(&[k, v], 0)));
     }
 
     /// `(batch, len, heads * d_kv)` → `(batch, heads, len, d_kv)`.
-    fn split_heads(&self, xs: &Tensor) -> Tensor {
+    pub(crate) fn split_heads(&self, xs: &Tensor) -> Tensor {
         let (b, l, _) = xs.size3().unwrap();
         xs.view([b, l, self.n_heads, self.d_kv]).transpose(1, 2)
     }
@@ -222,7 +222,7 @@ impl Attention {
 
 /// The feed-forward sublayer's dense part (`DenseReluDense`): `wi`/`wo`, or gated `wi_0`/`wi_1`/`wo`.
 #[derive(Debug)]
-struct DenseActDense {
+pub(crate) struct DenseActDense {
     wi: nn::Linear,
     /// `wi_1` of the gated variant (then `wi` is `wi_0`).
     wi_gate: Option<nn::Linear>,
@@ -232,7 +232,7 @@ struct DenseActDense {
 }
 
 impl DenseActDense {
-    fn new(p: nn::Path, cfg: &T5Config) -> Self {
+    pub(crate) fn new(p: nn::Path, cfg: &T5Config) -> Self {
         let (act, gated) = cfg
             .feed_forward()
             .expect("feed_forward_proj is validated when the config is read");
@@ -255,7 +255,7 @@ impl DenseActDense {
 
     // `a = a * b` rather than `a *= b`: in place, autograd would lose an input of the product.
     #[allow(clippy::assign_op_pattern)]
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut hidden = self.act.apply(self.wi.forward(xs));
         if let Some(gate) = &self.wi_gate {
             hidden = hidden * gate.forward(xs);

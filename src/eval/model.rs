@@ -2,11 +2,11 @@
 //! `predict_quantiles` at the nine WQL levels, scored as a GluonTS `QuantileForecast`) or the
 //! built-in `seasonal-naive` baseline.
 
-use tch::Device;
+use tch::{Device, Tensor};
 
 use super::EvalError;
 use crate::metrics::{Forecast, QUANTILE_LEVELS};
-use crate::pipeline::{left_pad_and_stack, Dtype, Pipeline};
+use crate::pipeline::{left_pad_and_stack, Chronos2Options, Chronos2Task, Dtype, Pipeline};
 
 /// The `--model` value that selects the seasonal-naive baseline.
 pub const SEASONAL_NAIVE: &str = "seasonal-naive";
@@ -66,10 +66,12 @@ impl Model {
             (None, Some(_)) => Err(EvalError::Unsupported(
                 "--num-samples does not apply to seasonal-naive".into(),
             )),
-            (Some(Pipeline::Bolt(_)), Some(n)) => Err(EvalError::Unsupported(format!(
-                "--num-samples {n}: '{spec}' is a Chronos-Bolt model, which forecasts quantiles \
-                 directly; sample counts apply to Chronos-T5 models"
-            ))),
+            (Some(Pipeline::Bolt(_) | Pipeline::Chronos2(_)), Some(n)) => {
+                Err(EvalError::Unsupported(format!(
+                    "--num-samples {n}: '{spec}' forecasts quantiles directly; sample counts \
+                     apply to Chronos-T5 models"
+                )))
+            }
             (Some(pipeline), num_samples) => Ok(Model::Chronos {
                 pipeline: Box::new(pipeline),
                 batch_size: options.batch_size,
@@ -135,6 +137,23 @@ impl Model {
                 let out = p.predict_quantiles(&context, h, &QUANTILE_LEVELS, false)?;
                 (QUANTILE_LEVELS.len(), out.quantiles.transpose(1, 2))
             }
+            Pipeline::Chronos2(p) => {
+                // Each series its own task, unpadded, as upstream's list-of-tensors input.
+                let tasks = f32_contexts
+                    .iter()
+                    .map(|c| Chronos2Task::from_targets(&[c], horizon))
+                    .collect::<crate::Result<Vec<_>>>()?;
+                let options = Chronos2Options {
+                    prediction_length: h,
+                    ..Chronos2Options::default()
+                };
+                let out = p.predict_quantiles(&tasks, &QUANTILE_LEVELS, &options)?;
+                let quantiles: Vec<Tensor> = out.into_iter().map(|f| f.quantiles).collect();
+                (
+                    QUANTILE_LEVELS.len(),
+                    Tensor::cat(&quantiles, 0).transpose(1, 2),
+                )
+            }
             Pipeline::Chronos(p) => {
                 let mut sampling = p.default_sampling();
                 if let Some(n) = num_samples {
@@ -151,7 +170,9 @@ impl Model {
             .map(|chunk| {
                 let chunk: Vec<f64> = chunk.iter().map(|&v| f64::from(v)).collect();
                 match pipeline.as_ref() {
-                    Pipeline::Bolt(_) => Forecast::from_quantiles(&QUANTILE_LEVELS, horizon, chunk),
+                    Pipeline::Bolt(_) | Pipeline::Chronos2(_) => {
+                        Forecast::from_quantiles(&QUANTILE_LEVELS, horizon, chunk)
+                    }
                     Pipeline::Chronos(_) => Forecast::from_samples(rows, horizon, chunk),
                 }
                 .map_err(metric)

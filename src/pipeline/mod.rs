@@ -4,7 +4,9 @@
 
 mod bolt;
 mod chronos;
+mod chronos2;
 mod chronos2_task;
+mod quantile;
 
 use tch::{Device, Kind, Tensor};
 
@@ -14,6 +16,7 @@ use crate::sampling::SamplingConfig;
 
 pub use bolt::BoltPipeline;
 pub use chronos::{impute_last_value, Backbone, ChronosPipeline};
+pub use chronos2::{Chronos2Embedding, Chronos2Options, Chronos2Pipeline, UNROLLED_QUANTILES};
 pub use chronos2_task::Chronos2Task;
 
 /// Compute dtype of a loaded model (independent of the checkpoint's storage dtype).
@@ -157,12 +160,36 @@ fn check_context(context: &Tensor) -> Result<()> {
 pub enum Pipeline {
     Bolt(BoltPipeline),
     Chronos(ChronosPipeline),
+    Chronos2(Chronos2Pipeline),
 }
 
 impl Pipeline {
     /// Opens `model` (a local folder or a hub id) and loads the pipeline class its config
     /// names (`chronos_pipeline_class`, default `ChronosPipeline`, as upstream).
     pub fn load(model: &str, dtype: Dtype, device: Device) -> Result<Self> {
+        Self::load_with_base(model, None, dtype, device)
+    }
+
+    /// [`Pipeline::load`], where `model` may also be a peft LoRA adapter folder of a Chronos-2
+    /// model, merged into `base` (default: the adapter's `base_model_name_or_path`).
+    pub fn load_with_base(
+        model: &str,
+        base: Option<&str>,
+        dtype: Dtype,
+        device: Device,
+    ) -> Result<Self> {
+        let dir = std::path::Path::new(model);
+        if dir.is_dir() && crate::lora::is_adapter(dir) && !dir.join("config.json").is_file() {
+            return Ok(Pipeline::Chronos2(Chronos2Pipeline::load_adapter(
+                dir, base, dtype, device,
+            )?));
+        }
+        if base.is_some() {
+            return Err(ChronosError::InvalidInput(format!(
+                "a base model applies to LoRA adapter folders; {model} is not one (no {})",
+                crate::lora::ADAPTER_CONFIG
+            )));
+        }
         let checkpoint = Checkpoint::open(model)?;
         match checkpoint.config.pipeline_class() {
             "ChronosBoltPipeline" => Ok(Pipeline::Bolt(BoltPipeline::load(
@@ -171,6 +198,11 @@ impl Pipeline {
                 device,
             )?)),
             "ChronosPipeline" => Ok(Pipeline::Chronos(ChronosPipeline::load(
+                &checkpoint,
+                dtype,
+                device,
+            )?)),
+            "Chronos2Pipeline" => Ok(Pipeline::Chronos2(Chronos2Pipeline::load(
                 &checkpoint,
                 dtype,
                 device,
@@ -187,12 +219,14 @@ impl Pipeline {
         match self {
             Pipeline::Bolt(p) => p.prediction_length(),
             Pipeline::Chronos(p) => p.prediction_length(),
+            Pipeline::Chronos2(p) => p.prediction_length(),
         }
     }
 
-    /// Quantile and point forecasts of either family. `sampling` overrides the sample-path
-    /// settings of Chronos-T5 (default: the checkpoint's); Chronos-Bolt, which does not sample,
-    /// rejects it.
+    /// Quantile and point forecasts of any family for `context` `(batch, len)` (NaN = missing,
+    /// left-padded). `sampling` overrides the sample-path settings of Chronos-T5 (default: the
+    /// checkpoint's); the other families, which do not sample, reject it. Chronos-2 forecasts
+    /// each row as a univariate task, 256 rows per forward pass.
     pub fn predict_quantiles(
         &self,
         context: &Tensor,
@@ -209,6 +243,32 @@ impl Pipeline {
                     ));
                 }
                 p.predict_quantiles(context, prediction_length, levels, limit_prediction_length)
+            }
+            Pipeline::Chronos2(p) => {
+                if sampling.is_some() {
+                    return Err(ChronosError::InvalidInput(
+                        "sampling settings (num_samples, temperature, top_k, top_p) apply to Chronos-T5 models; Chronos-2 predicts quantiles directly".into(),
+                    ));
+                }
+                check_context(context)?;
+                let h = horizon(prediction_length, p.prediction_length(), limit_prediction_length)?;
+                let rows = Vec::<Vec<f32>>::try_from(context.to_kind(Kind::Float))?;
+                let tasks = rows
+                    .iter()
+                    .map(|row| Chronos2Task::from_targets(&[row], h as usize))
+                    .collect::<Result<Vec<_>>>()?;
+                let options = Chronos2Options {
+                    prediction_length: Some(h),
+                    limit_prediction_length,
+                    ..Chronos2Options::default()
+                };
+                let forecasts = p.predict_quantiles(&tasks, levels, &options)?;
+                let (quantiles, mean): (Vec<Tensor>, Vec<Tensor>) =
+                    forecasts.into_iter().map(|f| (f.quantiles, f.mean)).unzip();
+                Ok(QuantileForecast {
+                    quantiles: Tensor::cat(&quantiles, 0),
+                    mean: Tensor::cat(&mean, 0),
+                })
             }
             Pipeline::Chronos(p) => {
                 let sampling = sampling.copied().unwrap_or_else(|| p.default_sampling());
