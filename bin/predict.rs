@@ -10,8 +10,8 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use chronos::bundled;
-use chronos::data::{self, Columns, ForecastTable, Freq};
-use chronos::pipeline::{left_pad_and_stack, Pipeline};
+use chronos::data::{self, Chronos2Inputs, Columns, ForecastTable, Forecasts, FrameColumns, Freq};
+use chronos::pipeline::{left_pad_and_stack, Chronos2Options, Chronos2Pipeline, Pipeline};
 use chronos::plot::{plot_forecasts, ForecastPlot, PLOT_LEVELS};
 use chronos::runtime::Runtime;
 use chronos::sampling::SamplingConfig;
@@ -113,15 +113,125 @@ fn main() -> Result<()> {
             bundled::RECOMMENDED_HUB_MODEL
         );
     }
-    predict_one_target(&args, &pipeline)
+    match &pipeline {
+        Pipeline::Chronos2(chronos2) => {
+            sampling_overrides(&args, &pipeline)?;
+            predict_chronos2(&args, chronos2)
+        }
+        Pipeline::Bolt(_) => predict_one_target(&args, &pipeline, "Chronos-Bolt"),
+        Pipeline::Chronos(_) => predict_one_target(&args, &pipeline, "Chronos-T5"),
+    }
 }
 
-/// Chronos-Bolt and Chronos-T5: one target, covariate columns ignored.
-fn predict_one_target(args: &Args, pipeline: &Pipeline) -> Result<()> {
-    let family = match pipeline {
-        Pipeline::Bolt(_) => "Chronos-Bolt",
-        Pipeline::Chronos(_) => "Chronos-T5",
+/// Chronos-2 (upstream `predict_df`): the targets of `--target` forecast jointly with the
+/// input's other columns as covariates, those of `--future` known over the horizon.
+fn predict_chronos2(args: &Args, pipeline: &Chronos2Pipeline) -> Result<()> {
+    let columns = FrameColumns {
+        id: args.id_column.clone(),
+        timestamp: args.timestamp_column.clone(),
+        targets: args.target.clone(),
     };
+    let past = data::read_frame(&args.input, &columns)?;
+    let future = match &args.future {
+        Some(path) => {
+            let columns = FrameColumns {
+                targets: Vec::new(),
+                ..columns.clone()
+            };
+            Some(data::read_frame(path, &columns)?)
+        }
+        None => None,
+    };
+    let freq = frequency(args, || past.freq())?;
+    let horizon = horizon(args, pipeline.prediction_length())?;
+    let h = horizon as usize;
+    let inputs = Chronos2Inputs::new(&past, future.as_ref(), h, &freq)?;
+    for unseen in &inputs.unseen {
+        eprintln!(
+            "note: {}: series '{}': covariate '{}' takes values the input never has ({}) at {} step(s); as upstream they are {}",
+            future.as_ref().map_or(&args.input, |f| &f.path).display(),
+            unseen.id,
+            unseen.column,
+            unseen.values.join(", "),
+            unseen.steps,
+            match inputs.target_encoded {
+                true => "encoded as the series' target mean",
+                false => "left missing (the model treats those steps as unknown)",
+            }
+        );
+    }
+
+    let levels = computed_levels(args);
+    let options = Chronos2Options {
+        prediction_length: Some(horizon),
+        batch_size: args.batch_size,
+        context_length: args.context_length,
+        cross_learning: args.cross_learning,
+        limit_prediction_length: args.limit_prediction_length,
+    };
+    let forecasts = pipeline.predict_quantiles(&inputs.tasks, &levels, &options)?;
+    let n_targets = args.target.len();
+    let mut quantiles = Vec::with_capacity(past.n_series() * n_targets * h * args.quantiles.len());
+    let mut points = Vec::with_capacity(past.n_series() * n_targets * h);
+    let mut plotted: Vec<Vec<f32>> = Vec::new(); // (horizon, levels) of each plotted first target
+    for forecast in &forecasts {
+        // (n_targets, horizon, levels)
+        let all = Vec::<f32>::try_from(forecast.quantiles.flatten(0, -1))?;
+        for row in all.chunks(levels.len()) {
+            quantiles.extend_from_slice(&row[..args.quantiles.len()]);
+        }
+        if args.plot.is_some() && plotted.len() < args.plot_series {
+            plotted.push(all[..h * levels.len()].to_vec());
+        }
+        points.extend(Vec::<f32>::try_from(forecast.mean.flatten(0, -1))?);
+    }
+    let table = ForecastTable::with_targets(
+        past.last_timestamps(),
+        &freq,
+        Forecasts {
+            target_names: args.target.clone(),
+            horizon: h,
+            predictions: points,
+            quantile_levels: &args.quantiles,
+            quantiles,
+        },
+    )?;
+    let output_columns = Columns {
+        id: args.id_column.clone(),
+        timestamp: args.timestamp_column.clone(),
+        target: args.target[0].clone(),
+    };
+    data::write_forecasts(&args.output, &output_columns, &table)?;
+    eprintln!(
+        "wrote forecasts of {} series x {n_targets} target(s) for {horizon} steps to {}",
+        past.n_series(),
+        args.output.display()
+    );
+    if let Some(path) = &args.plot {
+        let series: Vec<data::Series> = (0..plotted.len())
+            .map(|g| data::Series {
+                id: past.ids[g].clone(),
+                timestamps: past.timestamps[past.rows(g)].to_vec(),
+                values: past.targets[0].values[past.rows(g)].to_vec(),
+            })
+            .collect();
+        plot(path, &series, &plotted, &levels, h)?;
+        eprintln!("drew {} forecast(s) in {}", plotted.len(), path.display());
+    }
+    Ok(())
+}
+
+/// The levels computed: the requested ones, then those a plot needs that are missing.
+fn computed_levels(args: &Args) -> Vec<f64> {
+    let mut levels = args.quantiles.clone();
+    if args.plot.is_some() {
+        levels.extend(PLOT_LEVELS.iter().filter(|l| !args.quantiles.contains(l)));
+    }
+    levels
+}
+
+/// Chronos-Bolt and Chronos-T5 (`family`): one target, covariate columns ignored.
+fn predict_one_target(args: &Args, pipeline: &Pipeline, family: &str) -> Result<()> {
     let chronos2_only = [
         ("--future", args.future.is_some()),
         ("--target with several columns", args.target.len() > 1),
@@ -167,11 +277,7 @@ fn predict_one_target(args: &Args, pipeline: &Pipeline) -> Result<()> {
     if series.len() <= args.batch_size {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    // The levels computed: the requested ones, then those a plot needs that are missing.
-    let mut levels = args.quantiles.clone();
-    if args.plot.is_some() {
-        levels.extend(PLOT_LEVELS.iter().filter(|l| !args.quantiles.contains(l)));
-    }
+    let levels = computed_levels(args);
     let h = horizon as usize;
     let mut quantiles = Vec::with_capacity(series.len() * h * args.quantiles.len());
     let mut points = Vec::with_capacity(series.len() * h);

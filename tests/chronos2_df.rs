@@ -34,8 +34,18 @@ struct Case {
     timestamp_column: String,
     targets: Vec<String>,
     prediction_length: usize,
+    quantile_levels: Vec<f64>,
     ids: Vec<String>,
     tasks: Vec<TaskCounts>,
+    /// Expected `predict_df` CSVs and their extra arguments.
+    expected: std::collections::BTreeMap<String, Variant>,
+}
+
+#[derive(serde::Deserialize)]
+struct Variant {
+    #[serde(default)]
+    cross_learning: bool,
+    context_length: Option<i64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -575,4 +585,176 @@ fn bolt_ignores_covariates_and_rejects_chronos2_flags() {
             "{flag}: {stderr}"
         );
     }
+}
+
+/// Runs `predict` with the dummy Chronos-2 model on a fixture case and compares its output with
+/// upstream's `predict_df` (`expected`); returns the worst `|a - b| / (1 + |b|)`.
+fn check_predict_df(case: &Case, expected: &str, extra: &[&str]) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("forecast.csv");
+    let model = common::shared().join("checkpoints/dummy-chronos2-model");
+    let input = df_dir().join(&case.input);
+    let future = case.future.as_ref().map(|f| df_dir().join(f));
+    let targets = case.targets.join(",");
+    let horizon = case.prediction_length.to_string();
+    let levels: Vec<String> = case.quantile_levels.iter().map(f64::to_string).collect();
+    let levels = levels.join(",");
+    let mut args = vec![
+        "--model",
+        path_str(&model),
+        "--input",
+        path_str(&input),
+        "--output",
+        path_str(&out),
+        "--id-column",
+        &case.id_column,
+        "--timestamp-column",
+        &case.timestamp_column,
+        "--target",
+        &targets,
+        "--prediction-length",
+        &horizon,
+        "--quantiles",
+        &levels,
+    ];
+    if let Some(future) = &future {
+        args.extend(["--future", path_str(future)]);
+    }
+    args.extend(extra);
+    let result = predict(&args);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{}: {stderr}", case.name);
+
+    let read = |p: &Path| -> Vec<Vec<String>> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| l.split(',').map(String::from).collect())
+            .collect()
+    };
+    let (rows, want) = (read(&out), read(&df_dir().join(expected)));
+    assert_eq!(rows[0], want[0], "{expected}: header");
+    assert_eq!(rows.len(), want.len(), "{expected}: rows");
+    let value = |s: &str| {
+        if s.is_empty() {
+            f64::NAN
+        } else {
+            s.parse::<f64>().unwrap()
+        }
+    };
+    let mut worst = 0.0f64;
+    for (row, want) in rows.iter().zip(&want).skip(1) {
+        assert_eq!(row[0], want[0], "{expected}: series order");
+        // pandas writes midnight-only columns as dates; the fixture spells out the time.
+        let ts = match row[1].len() {
+            10 => format!("{} 00:00:00", row[1]),
+            _ => row[1].clone(),
+        };
+        assert_eq!(ts, want[1], "{expected}: timestamps of {}", row[0]);
+        assert_eq!(row[2], want[2], "{expected}: target order");
+        for (a, b) in row[3..].iter().zip(&want[3..]) {
+            let (a, b) = (value(a), value(b));
+            let err = (a - b).abs() / (1.0 + b.abs());
+            assert!(err <= 1e-5, "{expected}: {}: {a} vs {b}", row[0]);
+            worst = worst.max(err);
+        }
+    }
+    worst
+}
+
+#[test]
+fn predict_matches_upstream_predict_df_with_covariates() {
+    let manifest: Manifest =
+        serde_json::from_str(&std::fs::read_to_string(df_dir().join("prepared.json")).unwrap())
+            .unwrap();
+    for case in &manifest.cases {
+        for (expected, kwargs) in &case.expected {
+            let mut extra = Vec::new();
+            if kwargs.cross_learning {
+                extra.push("--cross-learning".to_string());
+            }
+            if let Some(n) = kwargs.context_length {
+                extra.extend(["--context-length".to_string(), n.to_string()]);
+            }
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let worst = check_predict_df(case, expected, &extra);
+            eprintln!("{expected}: worst |a - b| / (1 + |b|) = {worst:.2e}");
+        }
+    }
+}
+
+#[test]
+fn predict_with_chronos2_plots_and_reports_bad_future_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::shared().join("checkpoints/dummy-chronos2-model");
+    let input = df_dir().join("input_covariates.csv");
+    let out = dir.path().join("out.parquet");
+    let png = dir.path().join("plot.png");
+    let future = df_dir().join("future_covariates.csv");
+    let base = [
+        "--model",
+        path_str(&model),
+        "--input",
+        path_str(&input),
+        "--output",
+        path_str(&out),
+        "--prediction-length",
+        "6",
+    ];
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--future", path_str(&future), "--plot", path_str(&png)])
+        .collect();
+    let ok = predict(&args);
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(ok.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("'snow'") || stderr.contains("snow"),
+        "{stderr}"
+    );
+    assert!(std::fs::metadata(&png).unwrap().len() > 0);
+    assert!(std::fs::metadata(&out).unwrap().len() > 0);
+
+    // A known-future value missing: an error naming file, row, series and column.
+    let text = std::fs::read_to_string(&future).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let fields: Vec<&str> = lines[1].split(',').collect();
+    let (id, promo_missing) = (
+        fields[0].to_string(),
+        format!("{},{},{},", fields[0], fields[1], fields[2]),
+    );
+    lines[1] = promo_missing;
+    let bad = dir.path().join("future_nan.csv");
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--future", path_str(&bad)])
+        .collect();
+    let result = predict(&args);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    for part in ["future_nan.csv", "row 1", &format!("'{id}'"), "'promo'"] {
+        assert!(stderr.contains(part), "'{part}' not in: {stderr}");
+    }
+
+    // Without the future table the horizon must still match: a wrong one is named.
+    let args: Vec<&str> = [
+        "--model",
+        path_str(&model),
+        "--input",
+        path_str(&input),
+        "--output",
+        path_str(&out),
+        "--future",
+        path_str(&future),
+        "--prediction-length",
+        "5",
+    ]
+    .to_vec();
+    let result = predict(&args);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("prediction_length = 5"), "{stderr}");
 }
