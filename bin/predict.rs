@@ -145,7 +145,16 @@ fn predict_chronos2(args: &Args, pipeline: &Chronos2Pipeline) -> Result<()> {
     let freq = frequency(args, || past.freq())?;
     let horizon = horizon(args, pipeline.prediction_length())?;
     let h = horizon as usize;
-    let inputs = Chronos2Inputs::new(&past, future.as_ref(), h, &freq)?;
+    let inputs = Chronos2Inputs::new(&past, future.as_ref(), h, &freq).map_err(|e| {
+        let hint = matches!(e, data::DataError::FutureLength { .. })
+            && args.prediction_length.is_none();
+        match hint {
+            true => anyhow::Error::new(e).context(format!(
+                "the future table sets the horizon: pass --prediction-length (the model's default is {horizon})"
+            )),
+            false => e.into(),
+        }
+    })?;
     for unseen in &inputs.unseen {
         eprintln!(
             "note: {}: series '{}': covariate '{}' takes values the input never has ({}) at {} step(s); as upstream they are {}",
