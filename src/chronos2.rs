@@ -29,8 +29,9 @@ struct Rope {
 
 impl Rope {
     fn new(theta: f64, d_kv: i64, device: tch::Device) -> Self {
-        let exponents =
-            Tensor::arange_start_step(0, d_kv, 2, (Kind::Int64, device)).to_kind(Kind::Float) / d_kv;
+        let exponents = Tensor::arange_start_step(0, d_kv, 2, (Kind::Int64, device))
+            .to_kind(Kind::Float)
+            / d_kv;
         // Upstream's `1.0 / (theta ** exponents)`: `pow(Scalar, Tensor)`, then `reciprocal`.
         Rope {
             inv_freq: Tensor::pow_scalar(theta, &exponents).reciprocal(),
@@ -223,7 +224,10 @@ impl Chronos2Model {
     }
 
     /// Checks that a `config.json` describes a network this module builds.
-    pub fn validate(config: &T5Config, chronos: &Chronos2Config) -> std::result::Result<(), String> {
+    pub fn validate(
+        config: &T5Config,
+        chronos: &Chronos2Config,
+    ) -> std::result::Result<(), String> {
         config.validate()?;
         chronos.validate()?;
         if config.feed_forward()?.1 {
@@ -270,8 +274,8 @@ impl Chronos2Model {
             self.chronos.input_patch_stride,
         );
         let patched_mask = patch(&observed, size, stride, f64::NAN).nan_to_num(0.0, None, None);
-        let patched = patch(&normed, size, stride, f64::NAN)
-            .where_scalarother(&patched_mask.gt(0.0), 0.0);
+        let patched =
+            patch(&normed, size, stride, f64::NAN).where_scalarother(&patched_mask.gt(0.0), 0.0);
         let mask = patched_mask
             .sum_dim_intlist(-1, false, None::<Kind>)
             .gt(0.0);
@@ -383,7 +387,10 @@ impl Chronos2Model {
         let future_embeds = self.input_patch_embedding.forward_t(&future_patched, train);
         let embeds = Tensor::cat(&[embeds, future_embeds], 1);
         let mask = Tensor::cat(
-            &[mask, Tensor::ones([batch, output_patches], (kind, embeds.device()))],
+            &[
+                mask,
+                Tensor::ones([batch, output_patches], (kind, embeds.device())),
+            ],
             1,
         );
         let hidden = self.encoder(&embeds, &mask, group_ids, train);
@@ -419,11 +426,18 @@ impl Chronos2Model {
 
     /// Quantile forecasts in the normalised space `(batch, quantiles, output_patches * patch)`,
     /// model dtype.
-    pub fn quantiles_normalized(&self, encoded: &Encoded, output_patches: i64, train: bool) -> Tensor {
+    pub fn quantiles_normalized(
+        &self,
+        encoded: &Encoded,
+        output_patches: i64,
+        train: bool,
+    ) -> Tensor {
         let (b, len, _) = encoded.hidden.size3().unwrap();
         let q = self.chronos.quantiles.len() as i64;
         let p = self.chronos.output_patch_size;
-        let forecast = encoded.hidden.narrow(1, len - output_patches, output_patches);
+        let forecast = encoded
+            .hidden
+            .narrow(1, len - output_patches, output_patches);
         self.output_patch_embedding
             .forward_t(&forecast, train)
             .view([b, output_patches, q, p])

@@ -72,17 +72,16 @@ impl Adapter {
             std::fs::read_to_string(&config_path).map_err(|e| ChronosError::io(&config_path, e))?;
         let cfg: AdapterConfig = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
         if let Some(kind) = cfg.peft_type.as_deref().filter(|k| *k != "LORA") {
-            return Err(err(format!("peft_type '{kind}' is not supported (LORA only)")));
+            return Err(err(format!(
+                "peft_type '{kind}' is not supported (LORA only)"
+            )));
         }
         if cfg.r <= 0 {
             return Err(err(format!("'r' must be positive, got {}", cfg.r)));
         }
         let unsupported = [
             ("use_dora", cfg.use_dora),
-            (
-                "bias",
-                cfg.bias.as_deref().is_some_and(|b| b != "none"),
-            ),
+            ("bias", cfg.bias.as_deref().is_some_and(|b| b != "none")),
             ("rank_pattern", !cfg.rank_pattern.is_empty()),
             ("alpha_pattern", !cfg.alpha_pattern.is_empty()),
             (
@@ -91,7 +90,9 @@ impl Adapter {
             ),
         ];
         if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
-            return Err(err(format!("'{key}' is not supported when merging LoRA adapters")));
+            return Err(err(format!(
+                "'{key}' is not supported when merging LoRA adapters"
+            )));
         }
         let weights = dir.join(ADAPTER_WEIGHTS);
         let tensors = Tensor::read_safetensors(&weights)
@@ -124,8 +125,12 @@ impl Adapter {
         for (module, pair) in parts {
             match pair {
                 (Some(a), Some(b)) => {
-                    let (ra, _) = a.size2().map_err(|_| bad_shape(&weights, &module, "lora_A"))?;
-                    let (_, rb) = b.size2().map_err(|_| bad_shape(&weights, &module, "lora_B"))?;
+                    let (ra, _) = a
+                        .size2()
+                        .map_err(|_| bad_shape(&weights, &module, "lora_A"))?;
+                    let (_, rb) = b
+                        .size2()
+                        .map_err(|_| bad_shape(&weights, &module, "lora_B"))?;
                     if ra != cfg.r || rb != cfg.r {
                         return Err(ChronosError::checkpoint(
                             &weights,

@@ -178,7 +178,8 @@ impl Chronos2Pipeline {
         for (g, task) in tasks.iter().enumerate() {
             let k = keep(task);
             for r in 0..task.rows() {
-                let src = &task.context[r * task.history + task.history - k..(r + 1) * task.history];
+                let src =
+                    &task.context[r * task.history + task.history - k..(r + 1) * task.history];
                 let dst = (row + r) * len;
                 ctx[dst + len - k..dst + len].copy_from_slice(src);
                 group_ids.push(g as i64);
@@ -219,7 +220,11 @@ impl Chronos2Pipeline {
 
     /// Forecasts of every task: `(n_targets, quantiles, horizon)` f32 on the CPU each, in the
     /// model's quantile levels (upstream `predict`). Tasks' future rows must cover the horizon.
-    pub fn predict(&self, tasks: &[Chronos2Task], options: &Chronos2Options) -> Result<Vec<Tensor>> {
+    pub fn predict(
+        &self,
+        tasks: &[Chronos2Task],
+        options: &Chronos2Options,
+    ) -> Result<Vec<Tensor>> {
         let h = horizon(
             options.prediction_length,
             self.prediction_length(),
@@ -227,7 +232,9 @@ impl Chronos2Pipeline {
         )?;
         Self::check_tasks(tasks, Some(h))?;
         if options.batch_size == 0 {
-            return Err(ChronosError::InvalidInput("batch_size must be at least 1".into()));
+            return Err(ChronosError::InvalidInput(
+                "batch_size must be at least 1".into(),
+            ));
         }
         let context = self.context_kept(options.context_length)?;
         let mut out = Vec::with_capacity(tasks.len());
@@ -239,7 +246,8 @@ impl Chronos2Pipeline {
                 } else {
                     batch.group_ids.shallow_clone()
                 };
-                let prediction = self.predict_batch(&batch.context, &group_ids, &batch.future, h)?;
+                let prediction =
+                    self.predict_batch(&batch.context, &group_ids, &batch.future, h)?;
                 for rows in &batch.targets {
                     out.push(prediction.narrow(0, rows.start, rows.end - rows.start));
                 }
@@ -333,7 +341,8 @@ impl Chronos2Pipeline {
         } else {
             future.narrow(1, 0, size)
         };
-        self.model.forward(context, group_ids, Some(&future), patches)
+        self.model
+            .forward(context, group_ids, Some(&future), patches)
     }
 
     /// Forecasts at arbitrary quantile `levels` (upstream `predict_quantiles`): the model's own
@@ -385,7 +394,9 @@ impl Chronos2Pipeline {
     ) -> Result<Vec<Chronos2Embedding>> {
         Self::check_tasks(tasks, None)?;
         if batch_size == 0 {
-            return Err(ChronosError::InvalidInput("batch_size must be at least 1".into()));
+            return Err(ChronosError::InvalidInput(
+                "batch_size must be at least 1".into(),
+            ));
         }
         let context = self.context_kept(context_length)?;
         let mut out = Vec::with_capacity(tasks.len());

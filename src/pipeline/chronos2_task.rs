@@ -32,7 +32,10 @@ impl Chronos2Task {
             )));
         }
         let task = Chronos2Task {
-            context: targets.iter().flat_map(|t| t.as_ref().iter().copied()).collect(),
+            context: targets
+                .iter()
+                .flat_map(|t| t.as_ref().iter().copied())
+                .collect(),
             future: vec![f32::NAN; n_targets * horizon],
             history,
             horizon,

@@ -251,7 +251,11 @@ impl Pipeline {
                     ));
                 }
                 check_context(context)?;
-                let h = horizon(prediction_length, p.prediction_length(), limit_prediction_length)?;
+                let h = horizon(
+                    prediction_length,
+                    p.prediction_length(),
+                    limit_prediction_length,
+                )?;
                 let rows = Vec::<Vec<f32>>::try_from(context.to_kind(Kind::Float))?;
                 let tasks = rows
                     .iter()

@@ -43,7 +43,10 @@ pub(crate) fn interpolate_quantiles(query: &Tensor, levels: &Tensor, values: &Te
     let sorted_levels = Tensor::cat(&level_parts, -1).contiguous();
     let sorted_values = Tensor::cat(&value_parts, -1);
     let queries = query.size()[0];
-    let query = query.view([1, queries]).expand([batch, queries], false).contiguous();
+    let query = query
+        .view([1, queries])
+        .expand([batch, queries], false)
+        .contiguous();
     let last = sorted_levels.size()[1] - 1;
     let upper = query
         .searchsorted(&sorted_levels, false, true, "right", None::<Tensor>)
@@ -53,7 +56,8 @@ pub(crate) fn interpolate_quantiles(query: &Tensor, levels: &Tensor, values: &Te
     let upper_levels = sorted_levels.gather(1, &upper, false);
     let lower_values = sorted_values.gather(1, &lower, false);
     let upper_values = sorted_values.gather(1, &upper, false);
-    let weight = ((&query - &lower_levels) / (upper_levels - &lower_levels)).nan_to_num(0.0, None, None);
+    let weight =
+        ((&query - &lower_levels) / (upper_levels - &lower_levels)).nan_to_num(0.0, None, None);
     let interpolated = &lower_values + weight * (upper_values - &lower_values);
     let mut out_shape = shape[..shape.len() - 1].to_vec();
     out_shape.push(queries);
