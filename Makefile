@@ -40,6 +40,7 @@ fixtures: setup-reference
 	.venv/bin/python fixtures/kernel_synth.py
 	.venv/bin/python fixtures/generate_train.py
 	.venv/bin/python fixtures/generate_train_data.py
+	.venv/bin/python fixtures/generate_chronos2_df.py
 
 bench: setup-reference
 	$(CARGO) bench --bench bolt

@@ -1,5 +1,7 @@
 //! `predict`: forecasts every series of a long-format CSV/Parquet table with a Chronos model and
-//! writes the forecasts in long format (as upstream `predict_df`).
+//! writes the forecasts in long format (as upstream `predict_df`). Chronos-Bolt and Chronos-T5
+//! forecast one target column; Chronos-2 forecasts one or more, with every other column of the
+//! table as a covariate and the covariates known over the horizon in a `--future` table.
 
 use std::path::PathBuf;
 
@@ -8,8 +10,8 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use chronos::bundled;
-use chronos::data::{self, Columns, ForecastTable, Freq};
-use chronos::pipeline::{left_pad_and_stack, Pipeline};
+use chronos::data::{self, Chronos2Inputs, Columns, ForecastTable, Forecasts, FrameColumns, Freq};
+use chronos::pipeline::{left_pad_and_stack, Chronos2Options, Chronos2Pipeline, Pipeline};
 use chronos::plot::{plot_forecasts, ForecastPlot, PLOT_LEVELS};
 use chronos::runtime::Runtime;
 use chronos::sampling::SamplingConfig;
@@ -45,12 +47,25 @@ struct Args {
     id_column: String,
     #[arg(long, default_value = "timestamp")]
     timestamp_column: String,
-    #[arg(long, default_value = "target")]
-    target: String,
+    /// Target column(s), comma-separated (several: Chronos-2 only, forecast jointly).
+    #[arg(long, value_delimiter = ',', default_value = "target")]
+    target: Vec<String>,
+    /// Chronos-2: table of known-future covariates (.csv or .parquet): id, timestamp and
+    /// covariate columns of the input table, exactly `--prediction-length` rows per series at
+    /// the steps after the series' last timestamp. The input's other columns are past-only.
+    #[arg(long, value_name = "FILE")]
+    future: Option<PathBuf>,
+    /// Chronos-2: let all series of a batch attend to each other (upstream `cross_learning`).
+    #[arg(long)]
+    cross_learning: bool,
+    /// Chronos-2: context kept per series (default and maximum: the model's).
+    #[arg(long)]
+    context_length: Option<i64>,
     /// Frequency of the timestamps (pandas alias, e.g. h, D, W-SUN, MS); inferred when absent.
     #[arg(long)]
     freq: Option<String>,
-    /// Series per forward pass.
+    /// Series per forward pass (Chronos-2: rows, i.e. targets and covariates, per forward pass;
+    /// a series is never split).
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
     #[command(flatten)]
@@ -86,26 +101,10 @@ fn main() -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let (dtype, device) = args.runtime.apply()?;
-    let columns = Columns {
-        id: args.id_column.clone(),
-        timestamp: args.timestamp_column.clone(),
-        target: args.target.clone(),
-    };
-    let series = data::read_long(&args.input, &columns)?;
-    let freq: Freq = match &args.freq {
-        Some(f) => f.parse()?,
-        None => data::common_freq(&series).with_context(|| {
-            format!(
-                "{}: cannot infer the frequency (pass --freq)",
-                args.input.display()
-            )
-        })?,
-    };
-
     if args.plot.is_some() && args.plot_series == 0 {
         bail!("--plot-series must be at least 1");
     }
+    let (dtype, device) = args.runtime.apply()?;
     let pipeline = Pipeline::load(&args.model, dtype, device)?;
     if args.model == bundled::NAME {
         eprintln!(
@@ -114,20 +113,170 @@ fn main() -> Result<()> {
             bundled::RECOMMENDED_HUB_MODEL
         );
     }
-    let sampling = sampling_overrides(&args, &pipeline)?;
-    if let Some(seed) = args.seed {
-        tch::manual_seed(seed);
+    match &pipeline {
+        Pipeline::Chronos2(chronos2) => {
+            sampling_overrides(&args, &pipeline)?;
+            predict_chronos2(&args, chronos2)
+        }
+        Pipeline::Bolt(_) => predict_one_target(&args, &pipeline, "Chronos-Bolt"),
+        Pipeline::Chronos(_) => predict_one_target(&args, &pipeline, "Chronos-T5"),
     }
-    let horizon = args
-        .prediction_length
-        .unwrap_or(pipeline.prediction_length());
-    if horizon > pipeline.prediction_length() && !args.limit_prediction_length {
+}
+
+/// Chronos-2 (upstream `predict_df`): the targets of `--target` forecast jointly with the
+/// input's other columns as covariates, those of `--future` known over the horizon.
+fn predict_chronos2(args: &Args, pipeline: &Chronos2Pipeline) -> Result<()> {
+    let columns = FrameColumns {
+        id: args.id_column.clone(),
+        timestamp: args.timestamp_column.clone(),
+        targets: args.target.clone(),
+    };
+    let past = data::read_frame(&args.input, &columns)?;
+    let future = match &args.future {
+        Some(path) => {
+            let columns = FrameColumns {
+                targets: Vec::new(),
+                ..columns.clone()
+            };
+            Some(data::read_frame(path, &columns)?)
+        }
+        None => None,
+    };
+    let freq = frequency(args, || past.freq())?;
+    let horizon = horizon(args, pipeline.prediction_length())?;
+    let h = horizon as usize;
+    let inputs = Chronos2Inputs::new(&past, future.as_ref(), h, &freq).map_err(|e| {
+        let hint = matches!(e, data::DataError::FutureLength { .. })
+            && args.prediction_length.is_none();
+        match hint {
+            true => anyhow::Error::new(e).context(format!(
+                "the future table sets the horizon: pass --prediction-length (the model's default is {horizon})"
+            )),
+            false => e.into(),
+        }
+    })?;
+    for unseen in &inputs.unseen {
         eprintln!(
-            "warning: prediction length {horizon} exceeds the model's {}; quality may degrade",
-            pipeline.prediction_length()
+            "note: {}: series '{}': covariate '{}' takes values the input never has ({}) at {} step(s); as upstream they are {}",
+            future.as_ref().map_or(&args.input, |f| &f.path).display(),
+            unseen.id,
+            unseen.column,
+            unseen.values.join(", "),
+            unseen.steps,
+            match inputs.target_encoded {
+                true => "encoded as the series' target mean",
+                false => "left missing (the model treats those steps as unknown)",
+            }
         );
     }
 
+    let levels = computed_levels(args);
+    let options = Chronos2Options {
+        prediction_length: Some(horizon),
+        batch_size: args.batch_size,
+        context_length: args.context_length,
+        cross_learning: args.cross_learning,
+        limit_prediction_length: args.limit_prediction_length,
+    };
+    let forecasts = pipeline.predict_quantiles(&inputs.tasks, &levels, &options)?;
+    let n_targets = args.target.len();
+    let mut quantiles = Vec::with_capacity(past.n_series() * n_targets * h * args.quantiles.len());
+    let mut points = Vec::with_capacity(past.n_series() * n_targets * h);
+    let mut plotted: Vec<Vec<f32>> = Vec::new(); // (horizon, levels) of each plotted first target
+    for forecast in &forecasts {
+        // (n_targets, horizon, levels)
+        let all = Vec::<f32>::try_from(forecast.quantiles.flatten(0, -1))?;
+        for row in all.chunks(levels.len()) {
+            quantiles.extend_from_slice(&row[..args.quantiles.len()]);
+        }
+        if args.plot.is_some() && plotted.len() < args.plot_series {
+            plotted.push(all[..h * levels.len()].to_vec());
+        }
+        points.extend(Vec::<f32>::try_from(forecast.mean.flatten(0, -1))?);
+    }
+    let table = ForecastTable::with_targets(
+        past.last_timestamps(),
+        &freq,
+        Forecasts {
+            target_names: args.target.clone(),
+            horizon: h,
+            predictions: points,
+            quantile_levels: &args.quantiles,
+            quantiles,
+        },
+    )?;
+    let output_columns = Columns {
+        id: args.id_column.clone(),
+        timestamp: args.timestamp_column.clone(),
+        target: args.target[0].clone(),
+    };
+    data::write_forecasts(&args.output, &output_columns, &table)?;
+    eprintln!(
+        "wrote forecasts of {} series x {n_targets} target(s) for {horizon} steps to {}",
+        past.n_series(),
+        args.output.display()
+    );
+    if let Some(path) = &args.plot {
+        let series: Vec<data::Series> = (0..plotted.len())
+            .map(|g| data::Series {
+                id: past.ids[g].clone(),
+                timestamps: past.timestamps[past.rows(g)].to_vec(),
+                values: past.targets[0].values[past.rows(g)].to_vec(),
+            })
+            .collect();
+        plot(path, &series, &plotted, &levels, h)?;
+        eprintln!("drew {} forecast(s) in {}", plotted.len(), path.display());
+    }
+    Ok(())
+}
+
+/// The levels computed: the requested ones, then those a plot needs that are missing.
+fn computed_levels(args: &Args) -> Vec<f64> {
+    let mut levels = args.quantiles.clone();
+    if args.plot.is_some() {
+        levels.extend(PLOT_LEVELS.iter().filter(|l| !args.quantiles.contains(l)));
+    }
+    levels
+}
+
+/// Chronos-Bolt and Chronos-T5 (`family`): one target, covariate columns ignored.
+fn predict_one_target(args: &Args, pipeline: &Pipeline, family: &str) -> Result<()> {
+    let chronos2_only = [
+        ("--future", args.future.is_some()),
+        ("--target with several columns", args.target.len() > 1),
+        ("--cross-learning", args.cross_learning),
+        ("--context-length", args.context_length.is_some()),
+    ];
+    if let Some((flag, _)) = chronos2_only.iter().find(|(_, set)| *set) {
+        bail!(
+            "{flag} applies to Chronos-2 models; {} is a {family} model, which forecasts one target without covariates",
+            args.model
+        );
+    }
+    let target = &args.target[0];
+    let columns = Columns {
+        id: args.id_column.clone(),
+        timestamp: args.timestamp_column.clone(),
+        target: target.clone(),
+    };
+    let series = data::read_long(&args.input, &columns)?;
+    let ignored: Vec<String> = data::column_names(&args.input)?
+        .into_iter()
+        .filter(|c| ![&columns.id, &columns.timestamp, target].contains(&c))
+        .collect();
+    if !ignored.is_empty() {
+        eprintln!(
+            "note: {}: columns {} are ignored ({family} models take no covariates; Chronos-2 models do)",
+            args.input.display(),
+            ignored.join(", ")
+        );
+    }
+    let freq = frequency(args, || data::common_freq(&series))?;
+    let sampling = sampling_overrides(args, pipeline)?;
+    if let Some(seed) = args.seed {
+        tch::manual_seed(seed);
+    }
+    let horizon = horizon(args, pipeline.prediction_length())?;
     let progress = ProgressBar::new(series.len() as u64).with_style(
         ProgressStyle::with_template(
             "{bar:40} {pos}/{len} series [{elapsed_precise} < {eta_precise}]",
@@ -137,11 +286,7 @@ fn main() -> Result<()> {
     if series.len() <= args.batch_size {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    // The levels computed: the requested ones, then those a plot needs that are missing.
-    let mut levels = args.quantiles.clone();
-    if args.plot.is_some() {
-        levels.extend(PLOT_LEVELS.iter().filter(|l| !args.quantiles.contains(l)));
-    }
+    let levels = computed_levels(args);
     let h = horizon as usize;
     let mut quantiles = Vec::with_capacity(series.len() * h * args.quantiles.len());
     let mut points = Vec::with_capacity(series.len() * h);
@@ -177,7 +322,7 @@ fn main() -> Result<()> {
         &series,
         &freq,
         horizon as usize,
-        &args.target,
+        target,
         points,
         &args.quantiles,
         quantiles,
@@ -194,6 +339,33 @@ fn main() -> Result<()> {
         eprintln!("drew {} forecast(s) in {}", plotted.len(), path.display());
     }
     Ok(())
+}
+
+/// `--freq`, or the frequency `infer` finds in the input.
+fn frequency(args: &Args, infer: impl FnOnce() -> Result<Freq, data::DataError>) -> Result<Freq> {
+    Ok(match &args.freq {
+        Some(f) => f.parse()?,
+        None => infer().with_context(|| {
+            format!(
+                "{}: cannot infer the frequency (pass --freq)",
+                args.input.display()
+            )
+        })?,
+    })
+}
+
+/// `--prediction-length` (default: the model's), warning when it exceeds the model's.
+fn horizon(args: &Args, model: i64) -> Result<i64> {
+    let horizon = args.prediction_length.unwrap_or(model);
+    if horizon <= 0 {
+        bail!("--prediction-length must be positive, got {horizon}");
+    }
+    if horizon > model && !args.limit_prediction_length {
+        eprintln!(
+            "warning: prediction length {horizon} exceeds the model's {model}; quality may degrade"
+        );
+    }
+    Ok(horizon)
 }
 
 /// Draws `forecasts[i]` (`(horizon, levels)` row-major) of `series[i]`.

@@ -1,15 +1,25 @@
 //! Long-format time-series tables, as used by upstream's `predict_df`.
 //!
 //! A long-format table has one row per observation with an id column, a timestamp column and a
-//! numeric target column (other columns are ignored). [`read_long`] groups rows into
-//! [`Series`] (first-appearance order of ids, sorted by timestamp within each id),
-//! [`common_freq`] infers the shared pandas frequency, [`future_timestamps`] extends each series
-//! and [`write_forecasts`] writes the forecast table (`id, timestamp, target_name, predictions,
+//! numeric target column. [`read_long`] groups rows into [`Series`] (first-appearance order of
+//! ids, sorted by timestamp within each id; other columns are ignored), [`common_freq`] infers
+//! the shared pandas frequency, [`future_timestamps`] extends each series and
+//! [`write_forecasts`] writes the forecast table (`id, timestamp, target_name, predictions,
 //! <quantile levels>...`) as CSV or Parquet.
+//!
+//! For Chronos-2, [`read_frame`] reads a table with one or more targets where every other
+//! column is a covariate, typed as pandas types it, and [`Chronos2Inputs`] turns it and an
+//! optional table of known-future covariates into the model's tasks (upstream
+//! `from_data_frame`).
 
+mod cells;
+mod encode;
+mod frame;
 mod freq;
+mod future;
 mod gluonts;
 mod long;
+mod table;
 
 use std::path::{Path, PathBuf};
 
@@ -18,12 +28,17 @@ use arrow::error::ArrowError;
 use chrono::NaiveDateTime;
 use parquet::errors::ParquetError;
 
+pub use encode::{Chronos2Inputs, UnseenCategories};
+pub use frame::{
+    read_frame, Categorical, CategoryKind, Covariate, CovariateValues, Frame, FrameColumns, Target,
+};
 pub use freq::{future_timestamps, infer_freq, Anchor, Freq, TickUnit};
 pub use gluonts::{
     read_gluonts, GluonEntry, GluonReader, GluonWriteOptions, GluonWriter, IpcCompression,
     IpcFormat,
 };
-pub use long::{common_freq, read_long, write_forecasts, ForecastTable};
+pub use long::{common_freq, read_long, write_forecasts, ForecastTable, Forecasts};
+pub use table::column_names;
 
 /// Names of the id, timestamp and target columns of a long-format table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +201,93 @@ pub enum DataError {
         id: String,
         timestamp: NaiveDateTime,
     },
+    #[error("{}: column '{column}' appears more than once in the header", path.display())]
+    DuplicateColumn { path: PathBuf, column: String },
+    #[error("column '{column}' is named as both the {first} and the {second} column")]
+    ConflictingColumns {
+        column: String,
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error(
+        "{}: the future table cannot contain target column '{column}' (it holds known \
+         covariates only)",
+        path.display()
+    )]
+    TargetInFuture { path: PathBuf, column: String },
+    #[error(
+        "{}: column '{column}' of the future table is not a column of {}",
+        path.display(),
+        past.display()
+    )]
+    UnknownFutureColumn {
+        path: PathBuf,
+        column: String,
+        past: PathBuf,
+    },
+    #[error(
+        "{}: the future table must hold the same series as {}; missing: [{}], not in the past \
+         table: [{}]",
+        path.display(),
+        past.display(),
+        quoted(missing),
+        quoted(extra)
+    )]
+    FutureSeriesMismatch {
+        path: PathBuf,
+        past: PathBuf,
+        missing: Vec<String>,
+        extra: Vec<String>,
+    },
+    #[error(
+        "{}: series '{id}' has {found} rows, expected prediction_length = {expected}",
+        path.display()
+    )]
+    FutureLength {
+        path: PathBuf,
+        id: String,
+        found: usize,
+        expected: usize,
+    },
+    #[error(
+        "{}: row {row} (series '{id}'): timestamp {found} is not the expected forecast \
+         timestamp {expected} (step {step} after the series' last timestamp at frequency \
+         '{freq}')",
+        path.display()
+    )]
+    FutureTimestamp {
+        path: PathBuf,
+        row: usize,
+        id: String,
+        found: NaiveDateTime,
+        expected: NaiveDateTime,
+        step: usize,
+        freq: String,
+    },
+    #[error(
+        "{}: covariate '{column}' is {found} here but {expected} in {}",
+        path.display(),
+        past.display()
+    )]
+    CovariateTypeMismatch {
+        path: PathBuf,
+        column: String,
+        found: &'static str,
+        expected: &'static str,
+        past: PathBuf,
+    },
+    #[error(
+        "{}: row {row} (series '{id}'): known-future covariate '{column}' is missing; its \
+         value is needed at every forecast step (upstream would silently treat the step as \
+         unknown)",
+        path.display()
+    )]
+    FutureMissingValue {
+        path: PathBuf,
+        row: usize,
+        id: String,
+        column: String,
+    },
     #[error("{}: row {row}: column '{column}' {problem}", path.display())]
     BadEntry {
         path: PathBuf,
@@ -193,6 +295,15 @@ pub enum DataError {
         column: String,
         problem: String,
     },
+}
+
+/// `'a', 'b'` (the first 5, then `...`).
+fn quoted(items: &[String]) -> String {
+    let mut shown: Vec<String> = items.iter().take(5).map(|s| format!("'{s}'")).collect();
+    if items.len() > 5 {
+        shown.push("...".into());
+    }
+    shown.join(", ")
 }
 
 /// Column `name` of `batch` (read from `path`, for the `role` named in errors), or a
