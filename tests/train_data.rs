@@ -3,6 +3,9 @@
 //! injection, seq2seq labels and the causal layout, determinism across thread counts, resuming,
 //! sharding, prefetching and errors that name their file.
 
+// For its CPU kernel pin: the fixture's tokenised values come from the reference's kernels.
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -6,6 +6,25 @@ use std::path::PathBuf;
 
 use tch::Tensor;
 
+/// The CPU kernels the fixtures were computed on (`PINNED_CPU_KERNELS` of `fixtures/common.py`):
+/// ATen's, MKL's and oneDNN's AVX2 paths whatever the machine has beyond them, since kernels of
+/// other vector widths round differently (the reference itself moves by up to 1.5e-5 in f32 and
+/// 1.3e-1 in bf16 between AVX-512 and AVX2 machines).
+pub const PINNED_CPU_KERNELS: [(&str, &str); 3] = [
+    ("ATEN_CPU_CAPABILITY", "avx2"),
+    ("MKL_CBWR", "AVX2"),
+    ("ONEDNN_MAX_CPU_ISA", "AVX2"),
+];
+
+/// Sets [`PINNED_CPU_KERNELS`] before `main`, so before libtorch picks its kernels (at its first
+/// operation) and for every binary a test runs.
+#[ctor::ctor(unsafe)]
+fn pin_cpu_kernels() {
+    for (name, value) in PINNED_CPU_KERNELS {
+        std::env::set_var(name, value);
+    }
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
