@@ -118,8 +118,7 @@ fn main() -> Result<()> {
             sampling_overrides(&args, &pipeline)?;
             predict_chronos2(&args, chronos2)
         }
-        Pipeline::Bolt(_) => predict_one_target(&args, &pipeline, "Chronos-Bolt"),
-        Pipeline::Chronos(_) => predict_one_target(&args, &pipeline, "Chronos-T5"),
+        Pipeline::Bolt(_) | Pipeline::Chronos(_) => predict_one_target(&args, &pipeline),
     }
 }
 
@@ -239,8 +238,9 @@ fn computed_levels(args: &Args) -> Vec<f64> {
     levels
 }
 
-/// Chronos-Bolt and Chronos-T5 (`family`): one target, covariate columns ignored.
-fn predict_one_target(args: &Args, pipeline: &Pipeline, family: &str) -> Result<()> {
+/// Chronos-Bolt and Chronos-T5: one target, covariate columns ignored.
+fn predict_one_target(args: &Args, pipeline: &Pipeline) -> Result<()> {
+    let family = pipeline.family();
     let chronos2_only = [
         ("--future", args.future.is_some()),
         ("--target with several columns", args.target.len() > 1),

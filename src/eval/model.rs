@@ -66,10 +66,11 @@ impl Model {
             (None, Some(_)) => Err(EvalError::Unsupported(
                 "--num-samples does not apply to seasonal-naive".into(),
             )),
-            (Some(Pipeline::Bolt(_) | Pipeline::Chronos2(_)), Some(n)) => {
+            (Some(p @ (Pipeline::Bolt(_) | Pipeline::Chronos2(_))), Some(n)) => {
                 Err(EvalError::Unsupported(format!(
-                    "--num-samples {n}: '{spec}' forecasts quantiles directly; sample counts \
-                     apply to Chronos-T5 models"
+                    "--num-samples {n}: '{spec}' is a {} model, which forecasts quantiles \
+                     directly; sample counts apply to Chronos-T5 models",
+                    p.family()
                 )))
             }
             (Some(pipeline), num_samples) => Ok(Model::Chronos {

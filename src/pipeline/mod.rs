@@ -215,6 +215,16 @@ impl Pipeline {
     }
 
     /// The model's built-in horizon.
+    /// The family's name in messages: `Chronos-Bolt`, `Chronos-T5` (the tokenised family, GPT-2
+    /// backbones included) or `Chronos-2`.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Pipeline::Bolt(_) => "Chronos-Bolt",
+            Pipeline::Chronos(_) => "Chronos-T5",
+            Pipeline::Chronos2(_) => "Chronos-2",
+        }
+    }
+
     pub fn prediction_length(&self) -> i64 {
         match self {
             Pipeline::Bolt(p) => p.prediction_length(),
