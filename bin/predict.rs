@@ -27,6 +27,10 @@ struct Args {
     /// is reachable, `amazon/chronos-bolt-small` forecasts better).
     #[arg(long, default_value = bundled::NAME)]
     model: String,
+    /// Base model of a LoRA adapter folder given as --model (default: the adapter's
+    /// `base_model_name_or_path`).
+    #[arg(long)]
+    base_model: Option<String>,
     /// Long-format input table (.csv or .parquet): one row per (series, timestamp).
     #[arg(long)]
     input: PathBuf,
@@ -105,7 +109,8 @@ fn main() -> Result<()> {
         bail!("--plot-series must be at least 1");
     }
     let (dtype, device) = args.runtime.apply()?;
-    let pipeline = Pipeline::load(&args.model, dtype, device)?;
+    let pipeline =
+        Pipeline::load_with_base(&args.model, args.base_model.as_deref(), dtype, device)?;
     if args.model == bundled::NAME {
         eprintln!(
             "using the bundled model {} (when the hub is reachable, --model {} forecasts better)",

@@ -758,3 +758,55 @@ fn predict_with_chronos2_plots_and_reports_bad_future_tables() {
     assert!(!result.status.success());
     assert!(stderr.contains("prediction_length = 5"), "{stderr}");
 }
+
+#[test]
+fn lora_adapter_forecasts_with_a_named_base_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let adapter = common::shared().join("checkpoints/dummy-chronos2-lora");
+    let base_model = common::shared().join("checkpoints/dummy-chronos2-model");
+    let input = df_dir().join("input_past_only.csv");
+    let args = [
+        "--model",
+        path_str(&adapter),
+        "--input",
+        path_str(&input),
+        "--output",
+        path_str(&out),
+        "--prediction-length",
+        "5",
+    ];
+    // The adapter names its base relative to upstream's repository: an error that says so.
+    let missing = predict(&args);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(stderr.contains("test/dummy-chronos2-model"), "{stderr}");
+    assert!(!out.exists());
+    let with_base: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--base-model", path_str(&base_model)])
+        .collect();
+    let merged = predict(&with_base);
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.lines().count() > 1 && !text.contains("NaN"), "{text}");
+    // The merged adapter changes the forecast of the base model.
+    let base_out = dir.path().join("base.csv");
+    let plain = predict(&[
+        "--model",
+        path_str(&base_model),
+        "--input",
+        path_str(&input),
+        "--output",
+        path_str(&base_out),
+        "--prediction-length",
+        "5",
+    ]);
+    assert!(plain.status.success());
+    assert_ne!(std::fs::read_to_string(&base_out).unwrap(), text);
+}
