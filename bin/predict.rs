@@ -10,7 +10,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use chronos::bundled;
-use chronos::data::{self, Chronos2Inputs, Columns, ForecastTable, Forecasts, FrameColumns, Freq};
+use chronos::data::{self, Chronos2Inputs, Columns, ForecastTable, FrameColumns, Freq};
 use chronos::pipeline::{left_pad_and_stack, Chronos2Options, Chronos2Pipeline, Pipeline};
 use chronos::plot::{plot_forecasts, ForecastPlot, PLOT_LEVELS};
 use chronos::runtime::Runtime;
@@ -183,32 +183,7 @@ fn predict_chronos2(args: &Args, pipeline: &Chronos2Pipeline) -> Result<()> {
         limit_prediction_length: args.limit_prediction_length,
     };
     let forecasts = pipeline.predict_quantiles(&inputs.tasks, &levels, &options)?;
-    let n_targets = args.target.len();
-    let mut quantiles = Vec::with_capacity(past.n_series() * n_targets * h * args.quantiles.len());
-    let mut points = Vec::with_capacity(past.n_series() * n_targets * h);
-    let mut plotted: Vec<Vec<f32>> = Vec::new(); // (horizon, levels) of each plotted first target
-    for forecast in &forecasts {
-        // (n_targets, horizon, levels)
-        let all = Vec::<f32>::try_from(forecast.quantiles.flatten(0, -1))?;
-        for row in all.chunks(levels.len()) {
-            quantiles.extend_from_slice(&row[..args.quantiles.len()]);
-        }
-        if args.plot.is_some() && plotted.len() < args.plot_series {
-            plotted.push(all[..h * levels.len()].to_vec());
-        }
-        points.extend(Vec::<f32>::try_from(forecast.mean.flatten(0, -1))?);
-    }
-    let table = ForecastTable::with_targets(
-        past.last_timestamps(),
-        &freq,
-        Forecasts {
-            target_names: args.target.clone(),
-            horizon: h,
-            predictions: points,
-            quantile_levels: &args.quantiles,
-            quantiles,
-        },
-    )?;
+    let table = data::chronos2_forecast_table(&past, &freq, &forecasts, &args.quantiles)?;
     let output_columns = Columns {
         id: args.id_column.clone(),
         timestamp: args.timestamp_column.clone(),
@@ -216,11 +191,18 @@ fn predict_chronos2(args: &Args, pipeline: &Chronos2Pipeline) -> Result<()> {
     };
     data::write_forecasts(&args.output, &output_columns, &table)?;
     eprintln!(
-        "wrote forecasts of {} series x {n_targets} target(s) for {horizon} steps to {}",
+        "wrote forecasts of {} series x {} target(s) for {horizon} steps to {}",
         past.n_series(),
+        args.target.len(),
         args.output.display()
     );
     if let Some(path) = &args.plot {
+        // (horizon, levels) of each plotted series' first target
+        let plotted = forecasts
+            .iter()
+            .take(args.plot_series)
+            .map(|f| Vec::<f32>::try_from(f.quantiles.get(0).flatten(0, -1)))
+            .collect::<Result<Vec<_>, _>>()?;
         let series: Vec<data::Series> = (0..plotted.len())
             .map(|g| data::Series {
                 id: past.ids[g].clone(),

@@ -15,9 +15,10 @@ use parquet::arrow::ArrowWriter;
 use tch::Tensor;
 
 use chronos::data::{
-    read_frame, write_forecasts, Categorical, CategoryKind, Chronos2Inputs, CovariateValues,
-    DataError, ForecastTable, Forecasts, Frame, FrameColumns,
+    chronos2_forecast_table, read_frame, write_forecasts, Categorical, CategoryKind,
+    Chronos2Inputs, CovariateValues, DataError, ForecastTable, Forecasts, Frame, FrameColumns,
 };
+use chronos::pipeline::QuantileForecast;
 use common::root;
 
 #[derive(serde::Deserialize)]
@@ -809,4 +810,28 @@ fn lora_adapter_forecasts_with_a_named_base_model() {
     ]);
     assert!(plain.status.success());
     assert_ne!(std::fs::read_to_string(&base_out).unwrap(), text);
+}
+
+#[test]
+fn forecast_table_rejects_forecasts_that_do_not_fit_the_table() {
+    let past = read_frame(
+        &df_dir().join("input_past_only.csv"),
+        &columns("item_id", "timestamp", &["target"]),
+    )
+    .unwrap();
+    let freq = past.freq().unwrap();
+    let levels = [0.1, 0.5, 0.9];
+    let forecast = |levels: i64| QuantileForecast {
+        quantiles: Tensor::zeros([1, 3, levels], (tch::Kind::Float, tch::Device::Cpu)),
+        mean: Tensor::zeros([1, 3], (tch::Kind::Float, tch::Device::Cpu)),
+    };
+    let n = past.n_series();
+    let too_few = (1..n).map(|_| forecast(3)).collect::<Vec<_>>();
+    let err = chronos2_forecast_table(&past, &freq, &too_few, &levels).unwrap_err();
+    assert!(err.to_string().contains("forecasts"), "{err}");
+    let narrow = (0..n).map(|_| forecast(2)).collect::<Vec<_>>();
+    let err = chronos2_forecast_table(&past, &freq, &narrow, &levels).unwrap_err();
+    assert!(err.to_string().contains("levels"), "{err}");
+    let fitting = (0..n).map(|_| forecast(4)).collect::<Vec<_>>();
+    assert!(chronos2_forecast_table(&past, &freq, &fitting, &levels).is_ok());
 }

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use super::frame::{Categorical, CovariateValues, Frame};
 use super::future::align_future;
-use super::{DataError, Freq};
-use crate::pipeline::Chronos2Task;
+use super::{DataError, ForecastTable, Forecasts, Freq};
+use crate::error::Result;
+use crate::pipeline::{Chronos2Task, QuantileForecast};
 
 /// Upstream's `_target_encode` smoothing.
 const SMOOTH: f64 = 1.0;
@@ -269,4 +270,52 @@ impl Codes {
         }
         (past, future)
     }
+}
+
+/// The forecast table of `past`'s tasks (upstream `predict_df`'s output): `forecasts` holds one
+/// forecast per series, `quantiles` `(n_targets, horizon, levels)` and `mean`
+/// `(n_targets, horizon)`, of which the first `quantile_levels.len()` levels are written.
+pub fn chronos2_forecast_table(
+    past: &Frame,
+    freq: &Freq,
+    forecasts: &[QuantileForecast],
+    quantile_levels: &[f64],
+) -> Result<ForecastTable> {
+    let shape = |what, expected, found| DataError::ShapeMismatch {
+        what,
+        expected,
+        found,
+    };
+    if forecasts.len() != past.n_series() {
+        return Err(shape("forecasts", past.n_series(), forecasts.len()).into());
+    }
+    let n_levels = quantile_levels.len();
+    let mut quantiles = Vec::new();
+    let mut predictions = Vec::new();
+    let mut horizon = 0;
+    for forecast in forecasts {
+        // (n_targets, horizon, levels)
+        let (_, steps, levels) = forecast.quantiles.size3()?;
+        if (levels as usize) < n_levels {
+            return Err(shape("forecast levels", n_levels, levels as usize).into());
+        }
+        horizon = steps as usize;
+        let values = Vec::<f32>::try_from(forecast.quantiles.flatten(0, -1))?;
+        for row in values.chunks(levels as usize) {
+            quantiles.extend_from_slice(&row[..n_levels]);
+        }
+        predictions.extend(Vec::<f32>::try_from(forecast.mean.flatten(0, -1))?);
+    }
+    let forecasts = Forecasts {
+        target_names: past.targets.iter().map(|t| t.name.clone()).collect(),
+        horizon,
+        predictions,
+        quantile_levels,
+        quantiles,
+    };
+    Ok(ForecastTable::with_targets(
+        past.last_timestamps(),
+        freq,
+        forecasts,
+    )?)
 }

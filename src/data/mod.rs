@@ -28,7 +28,7 @@ use arrow::error::ArrowError;
 use chrono::NaiveDateTime;
 use parquet::errors::ParquetError;
 
-pub use encode::{Chronos2Inputs, UnseenCategories};
+pub use encode::{chronos2_forecast_table, Chronos2Inputs, UnseenCategories};
 pub use frame::{
     read_frame, Categorical, CategoryKind, Covariate, CovariateValues, Frame, FrameColumns, Target,
 };
