@@ -160,6 +160,12 @@ impl Attention {
         xs.view([b, l, self.n_heads, self.d_kv]).transpose(1, 2)
     }
 
+    /// Attention of each position of `xs` `(batch, len, d_model)` over itself alone (one
+    /// unmasked key, so weights of exactly 1): its value projected back, `o(v(xs))`.
+    pub(crate) fn attend_self_only(&self, xs: &Tensor) -> Tensor {
+        self.o.forward(&self.v.forward(xs))
+    }
+
     /// Queries, keys and values of `xs` `(batch, len, d_model)`, each `(batch, heads, len, d_kv)`.
     pub fn query_key_value(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor, Tensor) {
         match (&self.packed, train) {

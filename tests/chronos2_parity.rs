@@ -200,6 +200,61 @@ fn random_model_matches_reference() {
 }
 
 #[test]
+fn forecasts_in_chunks_of_one_series_match_reference() {
+    let mut pipeline = load("c2-rand", Dtype::F32);
+    pipeline.model.set_chunk_bytes(1);
+    check_pipeline("c2-rand", &pipeline, RTOL);
+}
+
+/// `forward`'s inference path (group attention of one-series groups as each position's own
+/// value, series in chunks) against the full encoder that `encode` runs, bit for bit.
+#[test]
+fn forecast_shortcuts_equal_the_full_encoder_bit_for_bit() {
+    let mut pipeline = load("c2-rand", Dtype::F32);
+    let model = &pipeline.model;
+    tch::manual_seed(3);
+    let (batch, len, patches) = (9, 96, 3);
+    let context =
+        Tensor::randn([batch, len], (tch::Kind::Float, Device::Cpu)).cumsum(1, tch::Kind::Float);
+    for row in 0..batch {
+        // left padding of 0..=40 steps (whole patches unobserved too) and a gap
+        let _ = context.get(row).narrow(0, 0, row * 5).fill_(f64::NAN);
+        let _ = context.get(row).narrow(0, 60, 3).fill_(f64::NAN);
+    }
+    let groups = Tensor::arange(batch, (tch::Kind::Int64, Device::Cpu));
+    let full = {
+        let encoded = model
+            .encode(&context, &groups, None, patches, false)
+            .unwrap();
+        let preds = model.quantiles_normalized(&encoded, patches, false);
+        let size = preds.size();
+        encoded
+            .loc_scale
+            .inverse(&preds.reshape([size[0], -1]), model.chronos.use_arcsinh)
+            .view(size.as_slice())
+    };
+    let fast = model.forward(&context, &groups, None, patches).unwrap();
+    assert!(fast.equal(&full), "one-series groups");
+    // Chunks of 1 to 9 series: (6 context patches + [REG] + 3 future) x d_ff f32 each.
+    let per_series = 10 * pipeline.model.config.d_ff * 4;
+    for series in 1..=batch {
+        pipeline.model.set_chunk_bytes(series * per_series);
+        let chunked = pipeline
+            .model
+            .forward(&context, &groups, None, patches)
+            .unwrap();
+        assert!(chunked.equal(&full), "chunks of {series} series");
+    }
+    // With a shared group the full attention runs (and differs).
+    let shared_group = groups.zeros_like();
+    let cross = pipeline
+        .model
+        .forward(&context, &shared_group, None, patches)
+        .unwrap();
+    assert!(!cross.equal(&full));
+}
+
+#[test]
 fn model_without_arcsinh_matches_reference() {
     check_pipeline("c2-plain", &load("c2-plain", Dtype::F32), RTOL);
 }

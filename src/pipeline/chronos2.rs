@@ -89,7 +89,9 @@ impl Chronos2Pipeline {
         let (model, vs) = checkpoint.load_model(dtype.kind(), device, &[], |root| {
             Chronos2Model::new(root, t5, &chronos)
         })?;
-        Ok(Chronos2Pipeline { model, device, vs })
+        let mut pipeline = Chronos2Pipeline { model, device, vs };
+        pipeline.model.pack_for_inference();
+        Ok(pipeline)
     }
 
     /// Loads the base model of a peft LoRA adapter folder and merges the adapter into it
@@ -118,6 +120,7 @@ impl Chronos2Pipeline {
         })?;
         let mut pipeline = Self::load(&checkpoint, dtype, device)?;
         lora.merge_into(&mut pipeline.vs)?;
+        pipeline.model.pack_for_inference(); // again: the packed copies predate the merge
         Ok(pipeline)
     }
 
