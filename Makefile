@@ -45,6 +45,7 @@ fixtures: setup-reference
 bench: setup-reference
 	$(CARGO) bench --bench bolt
 	$(CARGO) bench --bench t5
+	$(CARGO) bench --bench chronos2
 	$(CARGO) bench --bench evaluate
 	$(CARGO) bench --bench kernel_synth
 	$(CARGO) bench --bench train
