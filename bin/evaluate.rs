@@ -25,6 +25,7 @@ use chronos::runtime::Runtime;
 #[derive(Parser, Debug)]
 #[command(
     version,
+    allow_negative_numbers = true,
     about = "Evaluate a Chronos model (or seasonal naive) on the Chronos benchmark: MASE and WQL",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
@@ -50,12 +51,12 @@ struct Args {
     #[arg(long)]
     model_name: Option<String>,
     /// Series per forward pass.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = chronos::cli::positive::<usize>)]
     batch_size: usize,
     #[command(flatten)]
     runtime: Runtime,
     /// Sample paths per series (Chronos-T5 only).
-    #[arg(long)]
+    #[arg(long, value_parser = chronos::cli::positive::<usize>)]
     num_samples: Option<usize>,
 }
 
@@ -121,9 +122,8 @@ fn agg(results: &Path, baseline: &Path, output: Option<&PathBuf>) -> Result<()> 
     );
     let text = format!("metric,value\nMASE,{}\nWQL,{}\n", scores.mase, scores.wql);
     match output {
-        Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
-        }
+        Some(path) => chronos::atomic::write(path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?,
         None => print!("{text}"),
     }
     Ok(())

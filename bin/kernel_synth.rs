@@ -23,33 +23,34 @@ enum Compression {
 #[derive(Parser, Debug)]
 #[command(
     version,
+    allow_negative_numbers = true,
     about = "Generate KernelSynth synthetic time series (Gaussian-process prior draws) as a GluonTS Arrow file"
 )]
 struct Args {
     /// Number of series.
-    #[arg(short = 'N', long, default_value_t = 1_000_000)]
+    #[arg(short = 'N', long, default_value_t = 1_000_000, value_parser = chronos::cli::positive::<u64>)]
     num_series: u64,
     /// Largest number of bank kernels composed per series (J).
-    #[arg(short = 'J', long, default_value_t = 5)]
+    #[arg(short = 'J', long, default_value_t = 5, value_parser = chronos::cli::positive::<usize>)]
     max_kernels: usize,
     /// Output file (GluonTS Arrow: `start` timestamp[s], `target` list<double>).
     #[arg(long)]
     output: PathBuf,
     /// Points per series (the bank's periods are in steps of this length).
-    #[arg(long, default_value_t = DEFAULT_LENGTH)]
+    #[arg(long, default_value_t = DEFAULT_LENGTH, value_parser = chronos::cli::positive::<usize>)]
     length: usize,
     /// `start` of every series: YYYY-MM-DD, optionally with [T| ]HH:MM[:SS].
     #[arg(long, default_value = "2000-01-01 00:00:00", value_parser = parse_start)]
     start: NaiveDateTime,
     /// Random seed; the same seed gives the same file whatever the thread count (default: drawn
     /// from the clock and printed).
-    #[arg(long)]
+    #[arg(long, value_parser = chronos::cli::non_negative::<u64>)]
     seed: Option<u64>,
     /// Worker threads (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = chronos::cli::positive::<usize>)]
     threads: Option<usize>,
     /// Series per Arrow record batch (and per parallel chunk in memory).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = chronos::cli::positive::<usize>)]
     batch_size: usize,
     /// IPC buffer compression.
     #[arg(long, value_enum, default_value_t = Compression::Lz4)]

@@ -19,6 +19,7 @@ use chronos::sampling::SamplingConfig;
 #[derive(Parser, Debug)]
 #[command(
     version,
+    allow_negative_numbers = true,
     about = "Forecast long-format time series with a Chronos model"
 )]
 struct Args {
@@ -38,7 +39,7 @@ struct Args {
     #[arg(long)]
     output: PathBuf,
     /// Steps to forecast (default: the model's prediction length).
-    #[arg(long)]
+    #[arg(long, value_parser = chronos::cli::positive::<i64>)]
     prediction_length: Option<i64>,
     /// Quantile levels to output, comma-separated.
     #[arg(
@@ -63,25 +64,25 @@ struct Args {
     #[arg(long)]
     cross_learning: bool,
     /// Chronos-2: context kept per series (default and maximum: the model's).
-    #[arg(long)]
+    #[arg(long, value_parser = chronos::cli::positive::<i64>)]
     context_length: Option<i64>,
     /// Frequency of the timestamps (pandas alias, e.g. h, D, W-SUN, MS); inferred when absent.
     #[arg(long)]
     freq: Option<String>,
     /// Series per forward pass (Chronos-2: rows, i.e. targets and covariates, per forward pass;
     /// a series is never split).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = chronos::cli::positive::<usize>)]
     batch_size: usize,
     #[command(flatten)]
     runtime: Runtime,
     /// Chronos-T5: sample paths per series (default: the checkpoint's).
-    #[arg(long)]
+    #[arg(long, value_parser = chronos::cli::positive::<i64>)]
     num_samples: Option<i64>,
     /// Chronos-T5: sampling temperature (default: the checkpoint's).
     #[arg(long)]
     temperature: Option<f64>,
     /// Chronos-T5: keep the k most likely tokens, 0 = all (default: the checkpoint's).
-    #[arg(long)]
+    #[arg(long, value_parser = chronos::cli::non_negative::<i64>)]
     top_k: Option<i64>,
     /// Chronos-T5: nucleus sampling mass, 1 = all (default: the checkpoint's).
     #[arg(long)]
@@ -96,7 +97,7 @@ struct Args {
     #[arg(long, value_name = "PNG")]
     plot: Option<PathBuf>,
     /// Series drawn by `--plot`.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = chronos::cli::positive::<usize>)]
     plot_series: usize,
 }
 
@@ -107,6 +108,14 @@ fn main() -> Result<()> {
     }
     if args.plot.is_some() && args.plot_series == 0 {
         bail!("--plot-series must be at least 1");
+    }
+    let mut inputs = vec![("--input", args.input.as_path())];
+    inputs.extend(args.future.as_deref().map(|f| ("--future", f)));
+    chronos::atomic::check_not_input("--output", &args.output, &inputs)
+        .map_err(anyhow::Error::msg)?;
+    if let Some(plot) = &args.plot {
+        inputs.push(("--output", args.output.as_path()));
+        chronos::atomic::check_not_input("--plot", plot, &inputs).map_err(anyhow::Error::msg)?;
     }
     let (dtype, device) = args.runtime.apply()?;
     let pipeline =
@@ -159,6 +168,9 @@ fn predict_chronos2(args: &Args, pipeline: &Chronos2Pipeline) -> Result<()> {
             false => e.into(),
         }
     })?;
+    for report in &inputs.non_finite {
+        eprintln!("note: {}: {report}", args.input.display());
+    }
     for unseen in &inputs.unseen {
         eprintln!(
             "note: {}: series '{}': covariate '{}' takes values the input never has ({}) at {} step(s); as upstream they are {}",
@@ -281,7 +293,13 @@ fn predict_one_target(args: &Args, pipeline: &Pipeline) -> Result<()> {
     for batch in series.chunks(args.batch_size) {
         let contexts: Vec<Vec<f32>> = batch
             .iter()
-            .map(|s| s.values.iter().map(|&v| v as f32).collect())
+            .map(|s| {
+                let (values, report) = s.context(target);
+                if let Some(report) = report {
+                    progress.suspend(|| eprintln!("note: {}: {report}", args.input.display()));
+                }
+                values
+            })
             .collect();
         let context = left_pad_and_stack(&contexts)?;
         let forecast = pipeline.predict_quantiles(

@@ -32,6 +32,7 @@ use chronos::train::run::{self, RunOptions};
 #[derive(Parser, Debug)]
 #[command(
     version,
+    allow_negative_numbers = true,
     about = "Train a Chronos model (upstream train.py's config keys)"
 )]
 struct Args {
@@ -43,7 +44,7 @@ struct Args {
     #[arg(long, value_name = "RUN_DIR", num_args = 0..=1)]
     resume: Option<Option<PathBuf>>,
     /// Stop after this many optimisation steps in total (resumable; no final checkpoint).
-    #[arg(long)]
+    #[arg(long, value_parser = chronos::cli::positive::<usize>)]
     stop_after: Option<usize>,
     /// No progress bar.
     #[arg(long)]
@@ -58,7 +59,7 @@ struct Args {
 #[derive(clap::Args, Debug)]
 struct DistArgs {
     /// Launch N ranks of this command on this machine (as torchrun --nproc-per-node=N).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = chronos::cli::positive::<usize>)]
     nproc: Option<usize>,
     /// With --nproc: the address rank 0's TCPStore listens on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -67,13 +68,13 @@ struct DistArgs {
     #[arg(long)]
     master_port: Option<u16>,
     /// Check every K steps that all ranks hold identical parameters (fails otherwise).
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "K", value_parser = chronos::cli::positive::<u64>)]
     check_sync: Option<u64>,
     /// Gradient bucket size in MB.
     #[arg(long, default_value_t = 4.0)]
     bucket_mb: f64,
     /// Seconds a rank waits for the others (rendezvous, each collective) before failing.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = chronos::cli::positive::<u64>)]
     dist_timeout: u64,
 }
 

@@ -8,12 +8,14 @@
 //! compiled into the library, [`plot`] forecast pictures, [`data`] long-format tables in and
 //! out, [`train`] training and [`distributed`] its data parallelism over libtorch's c10d.
 
+pub mod atomic;
 pub mod attention;
 pub mod bolt;
 pub mod bundled;
 pub mod checkpoint;
 pub mod chronos2;
 pub mod chronos_t5;
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod distributed;

@@ -105,12 +105,16 @@ pub fn plot_forecasts(path: &Path, plots: &[ForecastPlot<'_>]) -> Result<(), Plo
         message: e.to_string(),
     };
     let height = PANEL_HEIGHT * plots.len() as u32;
-    let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
-    for (area, plot) in root.split_evenly((plots.len(), 1)).iter().zip(plots) {
-        draw_panel(area, plot).map_err(|e| draw_err(&e))?;
+    let file = crate::atomic::AtomicFile::create(path).map_err(|e| draw_err(&e))?;
+    {
+        let root = BitMapBackend::new(file.temp_path(), (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+        for (area, plot) in root.split_evenly((plots.len(), 1)).iter().zip(plots) {
+            draw_panel(area, plot).map_err(|e| draw_err(&e))?;
+        }
+        root.present().map_err(|e| draw_err(&e))?;
     }
-    root.present().map_err(|e| draw_err(&e))
+    file.commit().map_err(|e| draw_err(&e))
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;

@@ -16,7 +16,7 @@ pub struct Runtime {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// CPU threads for libtorch (default: libtorch's choice, one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::positive::<i32>)]
     pub threads: Option<i32>,
 }
 

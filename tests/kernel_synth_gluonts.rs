@@ -425,7 +425,7 @@ fn binary_rejects_bad_input_without_panicking() {
         (&["-N", "2", "--length", "1"], "length"),
         (&["-N", "2", "-J", "0"], "kernels"),
         (&["-N", "2", "--start", "yesterday"], "YYYY-MM-DD"),
-        (&["-N", "2", "--batch-size", "0"], "batch size"),
+        (&["-N", "2", "--batch-size", "0"], "--batch-size"),
         (&["-N", "0"], "num-series"),
     ];
     for (args, message) in cases {

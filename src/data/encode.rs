@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::frame::{Categorical, CovariateValues, Frame};
 use super::future::align_future;
-use super::{DataError, ForecastTable, Forecasts, Freq};
+use super::{finite_f32, DataError, ForecastTable, Forecasts, Freq, NonFinite};
 use crate::error::Result;
 use crate::pipeline::{Chronos2Task, QuantileForecast};
 
@@ -22,6 +22,8 @@ pub struct Chronos2Inputs {
     pub target_encoded: bool,
     /// Future categories never seen in the past table, per column and series.
     pub unseen: Vec<UnseenCategories>,
+    /// Past values taken as missing because they are not finite in `f32`, per column and series.
+    pub non_finite: Vec<NonFinite>,
 }
 
 /// Future values of a categorical covariate that its past column never has. Target encoding
@@ -64,11 +66,13 @@ impl Chronos2Inputs {
         let horizon = prediction_length;
         let n_targets = past.targets.len();
         let target_encoded = n_targets == 1;
-        // Upstream: target = df[targets].to_numpy(dtype=float32).
+        // Upstream: target = df[targets].to_numpy(dtype=float32), here with values that do not
+        // survive it as missing (`NonFinite`).
+        let mut non_finite = Vec::new();
         let targets: Vec<Vec<f32>> = past
             .targets
             .iter()
-            .map(|t| t.values.iter().map(|&v| v as f32).collect())
+            .map(|t| finite_column(past, &t.name, &t.values, &mut non_finite))
             .collect();
 
         let ordered = past
@@ -87,7 +91,9 @@ impl Chronos2Inputs {
                         Some(CovariateValues::Numeric(f)) => f.clone(),
                         _ => vec![f32::NAN; n_series * horizon],
                     };
-                    (p.clone(), f)
+                    let wide: Vec<f64> = p.iter().map(|&v| f64::from(v)).collect();
+                    let p = finite_column(past, &covariate.name, &wide, &mut non_finite);
+                    (p, f)
                 }
                 (CovariateValues::Categorical(p), f) => {
                     let f = match f {
@@ -136,6 +142,7 @@ impl Chronos2Inputs {
             tasks,
             target_encoded,
             unseen,
+            non_finite,
         })
     }
 }
@@ -270,6 +277,34 @@ impl Codes {
         }
         (past, future)
     }
+}
+
+/// `values` (a column of `past`, in its row order) as `f32` by [`finite_f32`], reporting per
+/// series what was replaced.
+fn finite_column(
+    past: &Frame,
+    column: &str,
+    values: &[f64],
+    reports: &mut Vec<NonFinite>,
+) -> Vec<f32> {
+    let (out, replaced) = finite_f32(values);
+    if replaced.is_some() {
+        for g in 0..past.n_series() {
+            let mut bad = past
+                .rows(g)
+                .filter(|&i| out[i].is_nan() && !values[i].is_nan());
+            if let Some(first) = bad.next() {
+                reports.push(NonFinite {
+                    id: past.ids[g].clone(),
+                    column: column.to_string(),
+                    count: 1 + bad.count(),
+                    value: values[first],
+                    timestamp: past.timestamps[first],
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The forecast table of `past`'s tasks (upstream `predict_df`'s output): `forecasts` holds one

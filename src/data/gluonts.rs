@@ -26,6 +26,7 @@ use arrow::temporal_conversions::{
 use chrono::{NaiveDateTime, Offset, TimeZone, Timelike};
 
 use super::DataError;
+use crate::atomic::AtomicFile;
 
 /// The magic bytes that open an Arrow IPC *file* (the stream format has none).
 const FILE_MAGIC: &[u8; 6] = b"ARROW1";
@@ -251,6 +252,8 @@ enum IpcWriter {
 /// `list<double>`, then the text columns), so a large dataset never sits in memory at once.
 /// Call [`GluonWriter::finish`] at the end: an unfinished IPC file has no footer.
 pub struct GluonWriter {
+    /// The file being written; [`GluonWriter::finish`] renames it into place.
+    atomic: AtomicFile,
     path: PathBuf,
     schema: SchemaRef,
     text_columns: Vec<String>,
@@ -259,7 +262,8 @@ pub struct GluonWriter {
 }
 
 impl GluonWriter {
-    /// Creates (or truncates) `path` and writes the schema.
+    /// Starts writing `path` (which appears, or replaces an existing file, only when
+    /// [`GluonWriter::finish`] succeeds) and writes the schema.
     pub fn create(path: &Path, options: &GluonWriteOptions) -> Result<Self, DataError> {
         let mut fields = vec![
             Field::new("start", DataType::Timestamp(TimeUnit::Second, None), true),
@@ -284,7 +288,9 @@ impl GluonWriter {
         let ipc_options = IpcWriteOptions::default()
             .try_with_compression(compression)
             .map_err(|e| arrow_error(path, e))?;
-        let file = BufWriter::new(File::create(path).map_err(|e| io_error(path, e))?);
+        let atomic = AtomicFile::create(path).map_err(|e| io_error(path, e))?;
+        let handle = atomic.file().try_clone().map_err(|e| io_error(path, e))?;
+        let file = BufWriter::new(handle);
         let writer = match options.format {
             IpcFormat::File => {
                 FileWriter::try_new_with_options(file, &schema, ipc_options).map(IpcWriter::File)
@@ -294,6 +300,7 @@ impl GluonWriter {
         }
         .map_err(|e| arrow_error(path, e))?;
         Ok(GluonWriter {
+            atomic,
             path: path.to_path_buf(),
             schema,
             text_columns: options.text_columns.clone(),
@@ -380,6 +387,7 @@ impl GluonWriter {
         buffered
             .into_inner()
             .map_err(|e| io_error(path, e.into_error()))?;
+        self.atomic.commit().map_err(|e| io_error(path, e))?;
         Ok(self.rows)
     }
 }

@@ -2,7 +2,6 @@
 //! forecast tables, for `.csv` and `.parquet` files.
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +12,8 @@ use chrono::{NaiveDateTime, NaiveTime, Timelike};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+
+use crate::atomic::AtomicFile;
 
 use super::table::{arrow_error, io_error, parquet_error, read_table, FileKind, Selection};
 use super::{future_timestamps, infer_freq, Columns, DataError, Freq, Series};
@@ -250,7 +251,8 @@ pub fn write_forecasts(
 fn write_csv(path: &Path, cols: &Columns, table: &ForecastTable) -> Result<(), DataError> {
     use std::fmt::Write as _;
     let io = |e| io_error(path, e);
-    let mut out = BufWriter::new(File::create(path).map_err(io)?);
+    let file = AtomicFile::create(path).map_err(io)?;
+    let mut out = BufWriter::new(file.file());
     let header: Vec<String> = table
         .column_names(cols)
         .iter()
@@ -278,7 +280,9 @@ fn write_csv(path: &Path, cols: &Columns, table: &ForecastTable) -> Result<(), D
         line.push('\n');
         out.write_all(line.as_bytes()).map_err(io)?;
     }
-    out.flush().map_err(io)
+    out.flush().map_err(io)?;
+    drop(out);
+    file.commit().map_err(io)
 }
 
 fn write_parquet(path: &Path, cols: &Columns, table: &ForecastTable) -> Result<(), DataError> {
@@ -317,15 +321,15 @@ fn write_parquet(path: &Path, cols: &Columns, table: &ForecastTable) -> Result<(
         .collect();
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| arrow_error(path, e))?;
-    let file = File::create(path).map_err(|e| io_error(path, e))?;
+    let file = AtomicFile::create(path).map_err(|e| io_error(path, e))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
-    let mut writer =
-        ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| parquet_error(path, e))?;
+    let mut writer = ArrowWriter::try_new(file.file(), schema, Some(props))
+        .map_err(|e| parquet_error(path, e))?;
     writer.write(&batch).map_err(|e| parquet_error(path, e))?;
     writer.close().map_err(|e| parquet_error(path, e))?;
-    Ok(())
+    file.commit().map_err(|e| io_error(path, e))
 }
 
 /// pandas' text format for a whole datetime column (`DatetimeArray._format_native_types`).

@@ -59,12 +59,78 @@ impl Default for Columns {
     }
 }
 
+/// Values of one series' column that are infinite, or finite in the table but beyond `f32`
+/// (e.g. `1e308`): the models compute in `f32` or lower, where upstream would turn them into a
+/// NaN forecast; here they become missing values (`NaN`), as a NaN in the table is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NonFinite {
+    pub id: String,
+    pub column: String,
+    pub count: usize,
+    /// The first such value and its timestamp.
+    pub value: f64,
+    pub timestamp: NaiveDateTime,
+}
+
+impl std::fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = match self.value.is_finite() {
+            true => format!("{:e}", self.value),
+            false => self.value.to_string(),
+        };
+        write!(
+            f,
+            "series '{}': column '{}' has {} value(s) that are infinite or beyond float32 (the first, {value}, at {}); they are treated as missing",
+            self.id, self.column, self.count, self.timestamp
+        )
+    }
+}
+
+/// `values` as `f32`, with every value that is not finite in `f32` (infinite, or beyond its
+/// range) as `NaN`; a `NaN` stays a `NaN`. Returns the values and the first replaced index
+/// with the number replaced.
+pub fn finite_f32(values: &[f64]) -> (Vec<f32>, Option<(usize, usize)>) {
+    let mut first = None;
+    let mut count = 0;
+    let out = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let x = v as f32;
+            if x.is_infinite() {
+                first.get_or_insert(i);
+                count += 1;
+                f32::NAN
+            } else {
+                x
+            }
+        })
+        .collect();
+    (out, first.map(|i| (i, count)))
+}
+
 /// One time series: strictly increasing timestamps and their values (`NaN` = missing).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     pub id: String,
     pub timestamps: Vec<NaiveDateTime>,
     pub values: Vec<f64>,
+}
+
+impl Series {
+    /// The values as a model context ([`finite_f32`]), and what was replaced (`column`: the
+    /// target column's name, for the report).
+    pub fn context(&self, column: &str) -> (Vec<f32>, Option<NonFinite>) {
+        let (values, replaced) = finite_f32(&self.values);
+        let report = replaced.map(|(i, count)| NonFinite {
+            id: self.id.clone(),
+            column: column.to_string(),
+            count,
+            value: self.values[i],
+            timestamp: self.timestamps[i],
+        });
+        (values, report)
+    }
 }
 
 /// Errors from reading, validating or writing long-format tables. Rows are counted from 1 over

@@ -35,7 +35,7 @@ pub fn write_results(path: &Path, rows: &[ResultRow]) -> Result<(), EvalError> {
             row.wql
         );
     }
-    std::fs::write(path, text).map_err(|e| EvalError::io(path, e))
+    crate::atomic::write(path, text.as_bytes()).map_err(|e| EvalError::io(path, e))
 }
 
 /// Reads a results file with (at least) the columns `dataset`, `model`, `MASE`, `WQL`, in any

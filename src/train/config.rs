@@ -678,7 +678,7 @@ impl TrainConfig {
         let json = self.config_json()?;
         let path = dir.join("config.json");
         let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
-        std::fs::write(&path, text).map_err(|source| TrainConfigError::Io {
+        crate::atomic::write(&path, text.as_bytes()).map_err(|source| TrainConfigError::Io {
             path: path.clone(),
             source,
         })?;

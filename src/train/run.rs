@@ -621,7 +621,7 @@ pub fn training_info(cfg: &TrainConfig) -> Value {
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
-    std::fs::write(path, text).map_err(io(path))
+    crate::atomic::write(path, text.as_bytes()).map_err(io(path))
 }
 
 /// Starts a run of `cfg` (validated, as [`TrainConfig::load`] gives it) in the next free
@@ -805,7 +805,7 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
         })
         .map(|line| format!("{line}\n"))
         .collect();
-    std::fs::write(path, kept).map_err(io(path))
+    crate::atomic::write(path, kept.as_bytes()).map_err(io(path))
 }
 
 fn progress_bar(show: bool, len: u64, message: &str) -> indicatif::ProgressBar {
