@@ -598,8 +598,8 @@ fn reads_csv_with_custom_columns_quotes_fractions_and_offsets() {
         "custom.CSV",
         "\u{feff}ds,\"series, id\",y\n\
          2021-03-01T10:00:00.5Z,\"a,1\",1\n\
-         2021-03-01 10:00:01.5+02:00,\"a,1\",2\n\
-         2021/03/01 10:00:02.500000001,\"a,1\",3\n",
+         2021-03-01 10:00:01.5+00:00,\"a,1\",2\n\
+         2021/03/01 10:00:02.500000001+0000,\"a,1\",3\n",
     );
     let cols = Columns {
         id: "series, id".into(),
@@ -619,6 +619,22 @@ fn reads_csv_with_custom_columns_quotes_fractions_and_offsets() {
         ]
     );
     assert_eq!(got[0].values, vec![1.0, 2.0, 3.0]);
+    // Z, +00:00 and +0000 are one offset; another one in the column is an error (as pandas).
+    let mixed = write_file(
+        &dir,
+        "mixed.csv",
+        "ds,series,y\n2021-03-01T10:00:00Z,a,1\n2021-03-01T11:00:00+02:00,a,2\n",
+    );
+    let cols = Columns {
+        id: "series".into(),
+        timestamp: "ds".into(),
+        target: "y".into(),
+    };
+    let err = read_long(&mixed, &cols).unwrap_err().to_string();
+    assert!(
+        err.contains("row 2") && err.contains("+02:00") && err.contains("+00:00"),
+        "{err}"
+    );
 }
 
 #[test]

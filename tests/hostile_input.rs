@@ -285,3 +285,62 @@ fn a_killed_kernel_synth_leaves_no_file_under_the_requested_name() {
     child.wait().unwrap();
     assert!(!out.exists(), "a killed run left {}", out.display());
 }
+
+#[test]
+fn mixed_utc_offsets_in_one_column_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let with_offsets = |name: &str, odd: &str| {
+        let path = table(dir.path(), name, |_, _| None);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text: String = text
+            .lines()
+            .enumerate()
+            .map(|(i, line)| match i {
+                0 => format!("{line}\n"),
+                // the timestamp is the second field
+                _ => {
+                    let mut f: Vec<&str> = line.split(',').collect();
+                    let stamp = format!("{}{}", f[1], if i == 50 { odd } else { "+00:00" });
+                    f[1] = &stamp;
+                    format!("{}\n", f.join(","))
+                }
+            })
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    for (case, odd) in [("+05:00 among +00:00", "+05:00"), ("none among +00:00", "")] {
+        let input = with_offsets("mixed.csv", odd);
+        let result = predict(&["--input", s(&input), "--output", s(&out)]);
+        let expected = if odd.is_empty() { "none" } else { odd };
+        assert_refused(
+            case,
+            &result,
+            &[
+                "mixed.csv",
+                "row 50",
+                "series 's1'",
+                "mixes UTC offsets",
+                expected,
+                "+00:00",
+            ],
+        );
+        assert!(!out.exists(), "{case}");
+    }
+    // One offset throughout is fine (read as wall time).
+    let input = with_offsets("same.csv", "+00:00");
+    let result = predict(&[
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+        "--prediction-length",
+        "2",
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}

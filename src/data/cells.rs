@@ -38,9 +38,10 @@ pub(super) fn parse_bool(s: &str) -> Option<bool> {
 }
 
 /// Parses `YYYY-MM-DD` (or `YYYY/MM/DD`), optionally followed by `T` or a space and
-/// `HH:MM[:SS[.fraction]]` and an ignored `Z` / `±HH[:MM]` suffix. Fractions beyond nanoseconds
+/// `HH:MM[:SS[.fraction]]` and a `Z` / `±HH[:MM]` suffix: the wall time as written, and the
+/// suffix's offset east of UTC in seconds (`None` without one). Fractions beyond nanoseconds
 /// are truncated.
-pub(super) fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
+pub(super) fn parse_timestamp(s: &str) -> Option<(NaiveDateTime, Option<i32>)> {
     let mut p = Cursor {
         bytes: s.trim().as_bytes(),
         pos: 0,
@@ -52,7 +53,7 @@ pub(super) fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
     let day = p.number(1, 2)?;
     let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
     if p.at_end() {
-        return Some(date.and_time(NaiveTime::MIN));
+        return Some((date.and_time(NaiveTime::MIN), None));
     }
     p.one_of(b"T ")?;
     let hour = p.number(1, 2)?;
@@ -66,17 +67,37 @@ pub(super) fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
         }
     }
     while p.one_of(b" ").is_some() {}
-    if p.one_of(b"Z").is_none() && p.one_of(b"+-").is_some() {
-        p.number(2, 2)?;
+    let mut offset = None;
+    if p.one_of(b"Z").is_some() {
+        offset = Some(0);
+    } else if let Some(sign) = p.one_of(b"+-") {
+        let hours = p.number(2, 2)?;
         let colon = p.one_of(b":").is_some();
-        if colon || !p.at_end() {
-            p.number(2, 2)?;
-        }
+        let minutes = match colon || !p.at_end() {
+            true => p.number(2, 2)?,
+            false => 0,
+        };
+        let seconds = (hours * 3600 + minutes * 60) as i32;
+        offset = Some(if sign == b'-' { -seconds } else { seconds });
     }
     if !p.at_end() {
         return None;
     }
-    Some(date.and_time(NaiveTime::from_hms_nano_opt(hour, minute, second, nano)?))
+    let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nano)?;
+    Some((date.and_time(time), offset))
+}
+
+/// An offset of [`parse_timestamp`] as written in timestamps: `+05:30`, or `none`.
+pub(super) fn offset_text(offset: Option<i32>) -> String {
+    match offset {
+        None => "none".into(),
+        Some(s) => format!(
+            "{}{:02}:{:02}",
+            if s < 0 { '-' } else { '+' },
+            s.abs() / 3600,
+            s.abs() % 3600 / 60
+        ),
+    }
 }
 
 struct Cursor<'s> {

@@ -201,6 +201,19 @@ pub enum DataError {
         value: String,
     },
     #[error(
+        "{}: row {row} (series '{id}'): timestamp column '{column}' mixes UTC offsets: {offset} here, {first} at row {first_row} (as pandas, one offset per column; convert the column to one offset or to UTC first)",
+        path.display()
+    )]
+    MixedOffsets {
+        path: PathBuf,
+        column: String,
+        row: usize,
+        id: String,
+        offset: String,
+        first_row: usize,
+        first: String,
+    },
+    #[error(
         "{}: row {row} (series '{id}'): target column '{column}' holds non-numeric value '{value}'",
         path.display()
     )]

@@ -22,7 +22,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
 
-use super::cells::{fixed_offset_seconds, is_missing, parse_number, parse_timestamp};
+use super::cells::{fixed_offset_seconds, is_missing, offset_text, parse_number, parse_timestamp};
 use super::DataError;
 
 const BATCH_SIZE: usize = 64 * 1024;
@@ -111,6 +111,7 @@ pub(super) fn read_table<'a>(path: &'a Path, sel: &Selection<'a>) -> Result<Tabl
         ids: Vec::new(),
         group: Vec::new(),
         timestamps: Vec::new(),
+        offset: None,
         columns: Vec::new(),
     };
     let text = match FileKind::of(path)? {
@@ -198,6 +199,8 @@ struct Reader<'a> {
     ids: Vec<String>,
     group: Vec<usize>,
     timestamps: Vec<NaiveDateTime>,
+    /// The UTC offset of the first timestamp and its row: every other must have the same.
+    offset: Option<(Option<i32>, usize)>,
     columns: Vec<RawColumn>,
 }
 
@@ -294,7 +297,8 @@ impl<'a> Reader<'a> {
 
     fn push_timestamps(&mut self, col: &ArrayRef, base: usize) -> Result<(), DataError> {
         // Per row: `None` for null, `Some(Err(raw))` for a value that is not a valid timestamp.
-        type Cell = Box<dyn Fn(usize) -> Option<Result<NaiveDateTime, String>>>;
+        // Text cells also give their UTC offset (`None` without one).
+        type Cell = Box<dyn Fn(usize) -> Option<Result<(NaiveDateTime, Option<i32>), String>>>;
         let path = self.path;
         let as_int64 = || -> Result<Int64Array, DataError> {
             let raw = cast(col, &DataType::Int64).map_err(|e| arrow_error(path, e))?;
@@ -315,6 +319,7 @@ impl<'a> Reader<'a> {
                         let v = raw.value(i);
                         convert(v)
                             .and_then(|t| t.checked_add_signed(offset))
+                            .map(|t| (t, None))
                             .ok_or_else(|| v.to_string())
                     })
                 })
@@ -324,7 +329,9 @@ impl<'a> Reader<'a> {
                 let days = days.as_primitive::<Int32Type>().clone();
                 Box::new(move |i| {
                     days.is_valid(i).then(|| {
-                        date32_to_datetime(days.value(i)).ok_or_else(|| days.value(i).to_string())
+                        date32_to_datetime(days.value(i))
+                            .map(|t| (t, None))
+                            .ok_or_else(|| days.value(i).to_string())
                     })
                 })
             }
@@ -333,6 +340,7 @@ impl<'a> Reader<'a> {
                 Box::new(move |i| {
                     millis.is_valid(i).then(|| {
                         date64_to_datetime(millis.value(i))
+                            .map(|t| (t, None))
                             .ok_or_else(|| millis.value(i).to_string())
                     })
                 })
@@ -360,7 +368,24 @@ impl<'a> Reader<'a> {
         for i in 0..col.len() {
             let row = base + i;
             match cell(i) {
-                Some(Ok(t)) => self.timestamps.push(t),
+                Some(Ok((t, offset))) => {
+                    match self.offset {
+                        None => self.offset = Some((offset, row)),
+                        Some((first, first_row)) if first != offset => {
+                            return Err(DataError::MixedOffsets {
+                                path: path.to_path_buf(),
+                                column: self.timestamp_column.to_string(),
+                                row: row + 1,
+                                id: self.ids[self.group[row]].clone(),
+                                offset: offset_text(offset),
+                                first_row: first_row + 1,
+                                first: offset_text(first),
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                    self.timestamps.push(t)
+                }
                 None => {
                     return Err(DataError::MissingTimestamp {
                         path: path.to_path_buf(),
