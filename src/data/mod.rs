@@ -201,7 +201,7 @@ pub enum DataError {
         value: String,
     },
     #[error(
-        "{}: row {row} (series '{id}'): timestamp column '{column}' mixes UTC offsets: {offset} here, {first} at row {first_row} (as pandas, one offset per column; convert the column to one offset or to UTC first)",
+        "{}: row {row} (series '{id}'): timestamp column '{column}' mixes UTC offsets: {offsets} (as pandas, one offset per column; convert the column to one offset or to UTC first)",
         path.display()
     )]
     MixedOffsets {
@@ -209,9 +209,8 @@ pub enum DataError {
         column: String,
         row: usize,
         id: String,
-        offset: String,
-        first_row: usize,
-        first: String,
+        /// `<this row's> here, <the first row's> at row <n>`.
+        offsets: String,
     },
     #[error(
         "{}: row {row} (series '{id}'): target column '{column}' holds non-numeric value '{value}'",

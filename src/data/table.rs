@@ -377,9 +377,12 @@ impl<'a> Reader<'a> {
                                 column: self.timestamp_column.to_string(),
                                 row: row + 1,
                                 id: self.ids[self.group[row]].clone(),
-                                offset: offset_text(offset),
-                                first_row: first_row + 1,
-                                first: offset_text(first),
+                                offsets: format!(
+                                    "{} here, {} at row {}",
+                                    offset_text(offset),
+                                    offset_text(first),
+                                    first_row + 1
+                                ),
                             });
                         }
                         Some(_) => {}
