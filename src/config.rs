@@ -386,6 +386,25 @@ pub struct ChronosBoltConfig {
     pub use_reg_token: bool,
 }
 
+/// `chronos_config.quantiles`: non-empty, each level `in_range` (named `range`), increasing.
+fn check_quantiles(
+    quantiles: &[f64],
+    range: &str,
+    in_range: impl Fn(f64) -> bool,
+) -> std::result::Result<(), String> {
+    if quantiles.is_empty() || quantiles.iter().any(|&q| !in_range(q)) {
+        return Err(format!(
+            "chronos_config.quantiles must be non-empty levels in {range}, got {quantiles:?}"
+        ));
+    }
+    if quantiles.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!(
+            "chronos_config.quantiles must be increasing, got {quantiles:?}"
+        ));
+    }
+    Ok(())
+}
+
 impl ChronosBoltConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         for (key, value) in [
@@ -400,19 +419,7 @@ impl ChronosBoltConfig {
                 ));
             }
         }
-        if self.quantiles.is_empty() || self.quantiles.iter().any(|q| !(0.0..=1.0).contains(q)) {
-            return Err(format!(
-                "chronos_config.quantiles must be non-empty levels in [0, 1], got {:?}",
-                self.quantiles
-            ));
-        }
-        if self.quantiles.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(format!(
-                "chronos_config.quantiles must be increasing, got {:?}",
-                self.quantiles
-            ));
-        }
-        Ok(())
+        check_quantiles(&self.quantiles, "[0, 1]", |q| (0.0..=1.0).contains(&q))
     }
 }
 
@@ -472,18 +479,6 @@ impl Chronos2Config {
                 self.input_patch_size, self.output_patch_size
             ));
         }
-        if self.quantiles.is_empty() || self.quantiles.iter().any(|q| !(*q > 0.0 && *q < 1.0)) {
-            return Err(format!(
-                "chronos_config.quantiles must be non-empty levels in (0, 1), got {:?}",
-                self.quantiles
-            ));
-        }
-        if self.quantiles.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(format!(
-                "chronos_config.quantiles must be increasing, got {:?}",
-                self.quantiles
-            ));
-        }
-        Ok(())
+        check_quantiles(&self.quantiles, "(0, 1)", |q| q > 0.0 && q < 1.0)
     }
 }
