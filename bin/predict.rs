@@ -13,7 +13,7 @@ use chronos::bundled;
 use chronos::data::{self, Chronos2Inputs, Columns, ForecastTable, FrameColumns, Freq};
 use chronos::pipeline::{left_pad_and_stack, Chronos2Options, Chronos2Pipeline, Pipeline};
 use chronos::plot::{plot_forecasts, ForecastPlot, PLOT_LEVELS};
-use chronos::runtime::Runtime;
+use chronos::runtime::{self, Runtime};
 use chronos::sampling::SamplingConfig;
 
 #[derive(Parser, Debug)]
@@ -157,6 +157,12 @@ fn predict_chronos2(args: &Args, pipeline: &Chronos2Pipeline) -> Result<()> {
     };
     let freq = frequency(args, || past.freq())?;
     let horizon = horizon(args, pipeline.prediction_length())?;
+    let values = past.n_series() * args.target.len() * (computed_levels(args).len() + 1);
+    runtime::check_fits(
+        "--prediction-length",
+        horizon,
+        (values * BYTES_PER_VALUE) as u64,
+    )?;
     let h = horizon as usize;
     let inputs = Chronos2Inputs::new(&past, future.as_ref(), h, &freq).map_err(|e| {
         let hint = matches!(e, data::DataError::FutureLength { .. })
@@ -228,6 +234,10 @@ fn predict_chronos2(args: &Args, pipeline: &Chronos2Pipeline) -> Result<()> {
     Ok(())
 }
 
+/// Bytes a forecast value costs on its way to the output (its tensor, its copies and its CSV
+/// text), for [`runtime::check_fits`].
+const BYTES_PER_VALUE: usize = 32;
+
 /// The levels computed: the requested ones, then those a plot needs that are missing.
 fn computed_levels(args: &Args) -> Vec<f64> {
     let mut levels = args.quantiles.clone();
@@ -276,6 +286,19 @@ fn predict_one_target(args: &Args, pipeline: &Pipeline) -> Result<()> {
         tch::manual_seed(seed);
     }
     let horizon = horizon(args, pipeline.prediction_length())?;
+    // Chronos-T5 also holds a batch's sample paths.
+    let samples = match (pipeline, &sampling) {
+        (Pipeline::Chronos(_), Some(s)) => s.num_samples as usize,
+        (Pipeline::Chronos(p), None) => p.default_sampling().num_samples as usize,
+        _ => 0,
+    };
+    let values = series.len() * (computed_levels(args).len() + 1)
+        + args.batch_size.min(series.len()) * samples;
+    runtime::check_fits(
+        "--prediction-length",
+        horizon,
+        (values * BYTES_PER_VALUE) as u64,
+    )?;
     let progress = ProgressBar::new(series.len() as u64).with_style(
         ProgressStyle::with_template(
             "{bar:40} {pos}/{len} series [{elapsed_precise} < {eta_precise}]",

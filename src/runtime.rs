@@ -35,6 +35,34 @@ impl Runtime {
     }
 }
 
+/// Memory the system can give this process now (Linux `MemAvailable`), in bytes.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses `value` units of `flag` when they would need more memory than is available, at
+/// `per_unit` bytes each (an estimate): the error names the flag, the value, the estimate and
+/// the largest value that fits. Passes when the available memory is unknown.
+pub fn check_fits(flag: &str, value: i64, per_unit: u64) -> Result<()> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    let need = (value.max(0) as u128) * u128::from(per_unit.max(1));
+    if need <= u128::from(available) {
+        return Ok(());
+    }
+    let gb = |b: u128| b as f64 / 1e9;
+    Err(ChronosError::InvalidInput(format!(
+        "{flag} {value} needs about {:.1} GB for its forecasts, more than the {:.1} GB of memory available; at most {} fits",
+        gb(need),
+        gb(u128::from(available)),
+        available / per_unit.max(1)
+    )))
+}
+
 /// Makes glibc's malloc keep freed memory for reuse instead of handing it back to the system.
 ///
 /// libtorch's CPU allocator is plain `malloc`, and a training step frees and allocates again the

@@ -119,6 +119,20 @@ fn predict_refuses_bad_flags_before_writing_anything() {
         ("level above 1", &["--quantiles", "0.5,1.5"], &["1.5"]),
         ("unknown dtype", &["--dtype", "f8"], &["f8"]),
         ("unknown device", &["--device", "tpu"], &["tpu"]),
+        (
+            "horizon beyond memory",
+            &["--prediction-length", "1000000000"],
+            &["--prediction-length 1000000000", "GB", "at most"],
+        ),
+        (
+            "horizon beyond memory, limited",
+            &[
+                "--prediction-length",
+                "1000000000",
+                "--limit-prediction-length",
+            ],
+            &["1000000000"],
+        ),
     ];
     for (case, extra, needles) in cases {
         let mut args = vec!["--input", s(&input), "--output", s(&out)];
