@@ -157,7 +157,8 @@ fn predict_chronos2(args: &Args, pipeline: &Chronos2Pipeline) -> Result<()> {
     };
     let freq = frequency(args, || past.freq())?;
     let horizon = horizon(args, pipeline.prediction_length())?;
-    let values = past.n_series() * args.target.len() * (computed_levels(args).len() + 1);
+    let levels = computed_levels(args);
+    let values = past.n_series() * args.target.len() * (levels.len() + 1);
     runtime::check_fits(
         "--prediction-length",
         horizon,
@@ -192,7 +193,6 @@ fn predict_chronos2(args: &Args, pipeline: &Chronos2Pipeline) -> Result<()> {
         );
     }
 
-    let levels = computed_levels(args);
     let options = Chronos2Options {
         prediction_length: Some(horizon),
         batch_size: args.batch_size,
@@ -292,8 +292,8 @@ fn predict_one_target(args: &Args, pipeline: &Pipeline) -> Result<()> {
         (Pipeline::Chronos(p), None) => p.default_sampling().num_samples as usize,
         _ => 0,
     };
-    let values = series.len() * (computed_levels(args).len() + 1)
-        + args.batch_size.min(series.len()) * samples;
+    let levels = computed_levels(args);
+    let values = series.len() * (levels.len() + 1) + args.batch_size.min(series.len()) * samples;
     runtime::check_fits(
         "--prediction-length",
         horizon,
@@ -308,7 +308,6 @@ fn predict_one_target(args: &Args, pipeline: &Pipeline) -> Result<()> {
     if series.len() <= args.batch_size {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let levels = computed_levels(args);
     let h = horizon as usize;
     let mut quantiles = Vec::with_capacity(series.len() * h * args.quantiles.len());
     let mut points = Vec::with_capacity(series.len() * h);

@@ -34,6 +34,18 @@ fn predict(args: &[&str]) -> Output {
     run(env!("CARGO_BIN_EXE_predict"), args)
 }
 
+/// `predict --input <input> --output <out> --prediction-length <h>` with the bundled model.
+fn forecast(input: &Path, out: &Path, h: &str) -> Output {
+    predict(&[
+        "--input",
+        s(input),
+        "--output",
+        s(out),
+        "--prediction-length",
+        h,
+    ])
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -211,14 +223,7 @@ fn infinite_and_overflowing_targets_are_missing_values_with_a_note() {
             (s == 1 && t == 30).then(|| value.into())
         });
         let out = dir.path().join("out.csv");
-        let result = predict(&[
-            "--input",
-            s(&input),
-            "--output",
-            s(&out),
-            "--prediction-length",
-            "4",
-        ]);
+        let result = forecast(&input, &out, "4");
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert!(result.status.success(), "{case}: {stderr}");
         assert!(
@@ -344,14 +349,7 @@ fn mixed_utc_offsets_in_one_column_are_refused() {
     }
     // One offset throughout is fine (read as wall time).
     let input = with_offsets("same.csv", "+00:00");
-    let result = predict(&[
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-        "--prediction-length",
-        "2",
-    ]);
+    let result = forecast(&input, &out, "2");
     assert!(
         result.status.success(),
         "{}",
