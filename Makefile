@@ -41,6 +41,7 @@ fixtures: setup-reference
 	.venv/bin/python fixtures/generate_train.py
 	.venv/bin/python fixtures/generate_train_data.py
 	.venv/bin/python fixtures/generate_chronos2_df.py
+	.venv/bin/python fixtures/generate_chronos2_train.py
 
 bench: setup-reference
 	$(CARGO) bench --bench bolt

@@ -102,6 +102,19 @@ impl LocScale {
     }
 }
 
+/// The quantile (pinball) loss of each element, `2 |(y - q) ((y <= q) - tau)|`, for `target`
+/// `(batch, 1, horizon)` f32 and `preds` `(batch, quantiles, horizon)` at the levels `quantiles`
+/// (in the predictions' dtype, as upstream's buffer): `(batch, quantiles, horizon)`.
+pub(crate) fn pinball(target: &Tensor, preds: &Tensor, quantiles: &[f64]) -> Tensor {
+    let levels: Vec<f32> = quantiles.iter().map(|&q| q as f32).collect();
+    let levels = Tensor::from_slice(&levels)
+        .to_device(preds.device())
+        .to_kind(preds.kind())
+        .view([1, -1, 1]);
+    let below = target.le_tensor(preds).to_kind(Kind::Float);
+    ((target - preds) * (below - levels)).abs() * 2.0
+}
+
 /// `(batch, len)` → `(batch, patches, size)` with the given stride, left-padding with `pad` to
 /// whole patches (upstream `Patch`).
 pub(crate) fn patch(xs: &Tensor, size: i64, stride: i64, pad: f64) -> Tensor {
@@ -347,13 +360,7 @@ impl ChronosBolt {
                 -1,
             );
         }
-        let levels: Vec<f32> = self.chronos.quantiles.iter().map(|&q| q as f32).collect();
-        let levels = Tensor::from_slice(&levels)
-            .to_device(device)
-            .to_kind(preds.kind())
-            .view([1, -1, 1]);
-        let below = target.le_tensor(&preds).to_kind(Kind::Float);
-        let loss = ((&target - &preds) * (below - levels)).abs() * 2.0 * mask.to_kind(Kind::Float);
+        let loss = pinball(&target, &preds, &self.chronos.quantiles) * mask.to_kind(Kind::Float);
         Ok(loss
             .mean_dim(-2, false, None::<Kind>)
             .sum_dim_intlist(-1, false, None::<Kind>)

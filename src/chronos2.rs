@@ -10,7 +10,7 @@ use tch::nn;
 use tch::{Kind, Tensor};
 
 use crate::attention::finfo_min;
-use crate::bolt::{patch, LocScale, ResidualBlock};
+use crate::bolt::{patch, pinball, LocScale, ResidualBlock};
 use crate::config::{Chronos2Config, T5Config};
 use crate::dropout::dropout;
 use crate::error::{ChronosError, Result};
@@ -556,5 +556,69 @@ impl Chronos2Model {
                 self.chronos.use_arcsinh,
             )
             .view(size.as_slice()))
+    }
+
+    /// The training loss of upstream `Chronos2Model.forward(..., future_target=...)`:
+    /// `future_target` `(batch, horizon)` f32 (NaN = unobserved, and NaN on the rows of
+    /// covariates), normalised with the context's loc/scale (and `arcsinh`), padded to
+    /// `output_patches` whole patches; the [`pinball`] loss of each quantile, masked where the
+    /// target is unobserved or padded and where a covariate is known in `future`, averaged over
+    /// the horizon, summed over the quantiles and averaged over the batch. A scalar (f32 for an
+    /// f32 model). Other arguments as [`Chronos2Model::encode`]; `train` enables dropout.
+    pub fn loss(
+        &self,
+        context: &Tensor,
+        group_ids: &Tensor,
+        future: Option<&Tensor>,
+        future_target: &Tensor,
+        output_patches: i64,
+        train: bool,
+    ) -> Result<Tensor> {
+        let batch = context.size().first().copied().unwrap_or(0);
+        let horizon = output_patches * self.chronos.output_patch_size;
+        let len = match future_target.size2() {
+            Ok((b, len)) if b == batch && len <= horizon => len,
+            _ => {
+                return Err(ChronosError::InvalidInput(format!(
+                    "future_target must be ({batch}, <= {horizon}), got {:?}",
+                    future_target.size()
+                )))
+            }
+        };
+        if let Some(f) = future.filter(|f| f.size() != future_target.size()) {
+            return Err(ChronosError::InvalidInput(format!(
+                "future covariates {:?} and future_target {:?} must have the same shape",
+                f.size(),
+                future_target.size()
+            )));
+        }
+        let encoded = self.encode(context, group_ids, future, output_patches, train)?;
+        let preds = self.quantiles_normalized(&encoded, output_patches, train);
+        let device = preds.device();
+        let target = encoded
+            .loc_scale
+            .transform(
+                &future_target.to_device(device).to_kind(Kind::Float),
+                self.chronos.use_arcsinh,
+            )
+            .unsqueeze(1);
+        let observed = target.isnan().logical_not();
+        let mut target = target.masked_fill(&observed.logical_not(), 0.0);
+        let mut observed = observed.to_kind(Kind::Float);
+        if len < horizon {
+            let pad = Tensor::zeros([batch, 1, horizon - len], (Kind::Float, device));
+            target = Tensor::cat(&[&target, &pad], -1);
+            observed = Tensor::cat(&[&observed, &pad], -1);
+        }
+        let unknown = -encoded
+            .future_mask
+            .reshape([batch, 1, horizon])
+            .to_kind(Kind::Float)
+            + 1.0;
+        let loss = pinball(&target, &preds, &self.chronos.quantiles) * (observed * unknown);
+        Ok(loss
+            .mean_dim(-1, false, None::<Kind>)
+            .sum_dim_intlist(-1, false, None::<Kind>)
+            .mean(None::<Kind>))
     }
 }
